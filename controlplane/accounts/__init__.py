@@ -1,0 +1,1 @@
+"""Accounts: people, roles, console sessions and the bootstrap operator."""

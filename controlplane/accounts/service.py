@@ -1,0 +1,189 @@
+"""Account use-cases: password hashing, the bootstrap operator, login and server-side sessions."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from controlplane.accounts.models import LoginSession, Role, User
+from controlplane.audit import AuditAction, record_event
+from controlplane.errors import Conflict, InvalidInput, NotAuthenticated
+from controlplane.storage import utcnow
+
+BOOTSTRAP_USERNAME = "admin"
+MIN_PASSWORD_LENGTH = 12
+USERNAME_RE = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
+
+_hasher = PasswordHasher()
+# Verifying against this when the user does not exist keeps login time the same for both cases.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: what authorisation decisions and audit events need to know."""
+
+    user_id: int
+    username: str
+    role: Role
+    org: str
+    must_change_password: bool = False
+
+    @property
+    def audit_name(self) -> str:
+        return f"user:{self.username}"
+
+
+def _as_actor(user: User) -> Actor:
+    return Actor(user.id, user.username, Role(user.role), user.org, user.must_change_password)
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def check_password_strength(password: str, *, username: str = "") -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    if username and username.lower() in password.lower():
+        raise InvalidInput("the password must not contain the username")
+
+
+def create_user(
+    session: Session, *, username: str, password: str, role: Role, org: str = "",
+    display_name: str = "", initiator: str, must_change_password: bool = False,
+) -> User:
+    if not USERNAME_RE.match(username):
+        raise InvalidInput(
+            "username must start with a letter and use only a-z, 0-9, '.', '_' or '-' (2-64 chars)"
+        )
+    if role in (Role.ORG_ADMIN, Role.ORG_MEMBER) and not org:
+        raise InvalidInput(f"a {role.value} must belong to an organisation")
+    check_password_strength(password, username=username)
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise Conflict(f"the username {username!r} is already taken")
+    user = User(
+        username=username, role=role.value, org=org, display_name=display_name or username,
+        password_hash=hash_password(password), must_change_password=must_change_password,
+    )
+    session.add(user)
+    session.flush()
+    record_event(
+        session, action=AuditAction.ACCOUNT_CREATE, initiator=initiator, target=f"user:{user.id}",
+        org=org, detail={"username": username, "role": role.value},
+    )
+    return user
+
+
+def ensure_bootstrap_operator(session: Session) -> str | None:
+    """Create the first operator if no operator exists; return its one-time password, else None."""
+    exists = session.scalar(select(User.id).where(User.role == Role.OPERATOR.value).limit(1))
+    if exists is not None:
+        return None
+    password = secrets.token_urlsafe(18)
+    user = create_user(
+        session, username=BOOTSTRAP_USERNAME, password=password, role=Role.OPERATOR,
+        display_name="Bootstrap operator", initiator="system:bootstrap", must_change_password=True,
+    )
+    record_event(
+        session, action=AuditAction.ACCOUNT_BOOTSTRAP, initiator="system:bootstrap",
+        target=f"user:{user.id}",
+    )
+    return password
+
+
+def authenticate(session: Session, *, username: str, password: str) -> Actor | None:
+    """The actor for this username and password, or None; a failure is audited, not raised,
+    so the caller's transaction commits the failure record."""
+    user = session.scalar(select(User).where(User.username == username))
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        ok = user is not None and not user.disabled
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok or user is None:
+        record_event(
+            session, action=AuditAction.ACCOUNT_LOGIN, initiator=f"user:{username[:64]}",
+            target=f"user:{user.id}" if user else "user:unknown", outcome="failure",
+        )
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.last_login_at = utcnow()
+    record_event(session, action=AuditAction.ACCOUNT_LOGIN, initiator=f"user:{username}",
+                 target=f"user:{user.id}", org=user.org)
+    return _as_actor(user)
+
+
+def change_password(session: Session, actor: Actor, *, current: str, new: str) -> None:
+    user = session.get(User, actor.user_id)
+    if user is None:
+        raise NotAuthenticated("your account no longer exists")
+    try:
+        _hasher.verify(user.password_hash, current)
+    except (VerificationError, InvalidHashError):
+        raise InvalidInput("the current password is wrong") from None
+    if new == current:
+        raise InvalidInput("the new password must differ from the current one")
+    check_password_strength(new, username=user.username)
+    user.password_hash = hash_password(new)
+    user.must_change_password = False
+    record_event(session, action=AuditAction.ACCOUNT_PASSWORD_CHANGE, initiator=actor.audit_name,
+                 target=f"user:{user.id}", org=user.org)
+
+
+# ------------------------------------------------------------------------------- sessions
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(session: Session, actor: Actor) -> str:
+    """Start a console session; the returned token goes in the (signed) cookie, its hash in the DB."""
+    token = secrets.token_urlsafe(32)
+    session.add(LoginSession(id_hash=_digest(token), user_id=actor.user_id))
+    return token
+
+
+def resume_session(
+    session: Session, token: str, *, idle: timedelta, absolute: timedelta,
+    now: datetime | None = None,
+) -> Actor | None:
+    """The actor of a live session, touching its last-seen time; None if unknown, revoked or expired."""
+    now = now or utcnow()
+    row = session.get(LoginSession, _digest(token))
+    if row is None or row.revoked_at is not None:
+        return None
+    created, seen = _aware(row.created_at), _aware(row.last_seen_at)
+    if now - seen > idle or now - created > absolute:
+        row.revoked_at = now
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or user.disabled:
+        return None
+    # Touch at most once a minute: a write per request would serialise every page view.
+    if now - seen > timedelta(minutes=1):
+        row.last_seen_at = now
+    return _as_actor(user)
+
+
+def end_session(session: Session, token: str, *, actor: Actor | None) -> None:
+    session.execute(
+        update(LoginSession).where(LoginSession.id_hash == _digest(token))
+        .values(revoked_at=utcnow())
+    )
+    if actor is not None:
+        record_event(session, action=AuditAction.ACCOUNT_LOGOUT, initiator=actor.audit_name,
+                     target=f"user:{actor.user_id}", org=actor.org)
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite returns naive datetimes even for timezone-aware columns.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

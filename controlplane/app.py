@@ -1,0 +1,72 @@
+"""create_app: the one place where settings, storage, backends and the web layer are wired together."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+from flask import Flask
+
+from controlplane.backends import Backends, load_backends
+from controlplane.logging_setup import configure_logging
+from controlplane.settings import REPO_ROOT, Settings, load_settings
+from controlplane.storage import Database
+from controlplane.web import init_web
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = REPO_ROOT / "web"
+
+
+def _load_or_create_secret_key(settings: Settings) -> str:
+    """The session-signing key: from settings, else a random one kept 0600 in the instance folder."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = Path(settings.instance_path) / "secret_key"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    # O_EXCL: two workers starting together must not each write a different key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip()
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(key)
+    return key
+
+
+def create_app(settings: Settings | None = None, *, backends: Backends | None = None) -> Flask:
+    """Build the Flask app. Tests pass their own settings and backends; nothing here calls a backend."""
+    settings = settings or load_settings()
+    configure_logging(settings.log_level)
+    app = Flask(
+        __name__,
+        instance_path=str(Path(settings.instance_path).resolve()),
+        template_folder=str(WEB_DIR / "templates"),
+        static_folder=str(WEB_DIR / "static"),
+    )
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.update(
+        SECRET_KEY=_load_or_create_secret_key(settings),
+        SESSION_COOKIE_NAME="cp_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_absolute_hours),
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        WTF_CSRF_TIME_LIMIT=None,  # the session bounds the token's life; a timer only annoys
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["controlplane.settings"] = settings
+    app.extensions["controlplane.db"] = Database(settings.effective_database_url)
+    # Backends are built lazily by the web layer on first use, so an app can start while
+    # OpenStack or Vault is down and report that on /readyz instead of failing to boot.
+    app.extensions["controlplane.backends"] = backends
+    app.extensions["controlplane.backends_factory"] = lambda: load_backends(settings)
+    init_web(app)
+    return app

@@ -1,0 +1,228 @@
+"""Typed settings: defaults, then an instance TOML file, then CONTROLPLANE_* environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from controlplane.errors import InvalidSettings
+
+ENV_PREFIX = "CONTROLPLANE_"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SUPPORTED_DB_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+# Fields whose values must never be printed; `Settings.redacted()` masks them.
+SECRET_FIELDS = frozenset({"secret_key", "vault_token", "vault_secret_id", "metrics_token"})
+
+
+def _default_instance_path() -> str:
+    return str(REPO_ROOT / "instance")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the control plane reads from its environment, with the defaults a laptop needs."""
+
+    instance_path: str = field(default_factory=_default_instance_path)
+    # Empty means: a SQLite file in the instance folder.
+    database_url: str = ""
+    secret_key: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    log_level: str = "INFO"
+    # OpenStack: as the `openstack` CLI, a cloud name in clouds.yaml (OS_CLOUD / OS_CLIENT_CONFIG_FILE).
+    os_cloud: str = "devcloud"
+    clouds_yaml: str = ""
+    os_timeout: float = 30.0
+    # Vault / OpenBao: token, or AppRole (role_id + secret_id).
+    vault_addr: str = "http://127.0.0.1:8200"
+    vault_token: str = ""
+    vault_role_id: str = ""
+    vault_secret_id: str = ""
+    vault_transit_mount: str = "transit"
+    vault_kv_mount: str = "kv"
+    vault_timeout: float = 10.0
+    # Ansible
+    playbooks_dir: str = str(REPO_ROOT / "playbooks")
+    ansible_timeout: int = 900
+    ansible_keep_artifacts: int = 20
+    tenants_dir: str = str(REPO_ROOT / "tenants")
+    # Console sessions
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
+    secure_cookies: bool = False
+    # Bearer token for /metrics scrapers that are not on loopback; empty = loopback only.
+    metrics_token: str = ""
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{Path(self.instance_path) / 'controlplane.db'}"
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict with secrets masked and database passwords removed."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRET_FIELDS and value:
+                value = "***"
+            out[f.name] = value
+        out["database_url"] = redact_url(self.effective_database_url)
+        return out
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def redact_url(url: str) -> str:
+    """Hide the password in a URL so it can be logged."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+# --------------------------------------------------------------------------- loading
+def _coerce(name: str, raw: object, target: type | str, problems: list[str], source: str) -> object:
+    kind = target if isinstance(target, str) else target.__name__
+    if kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        problems.append(f"{name} ({source}): expected true/false, got {raw!r}")
+        return None
+    if kind == "int":
+        try:
+            return int(str(raw).strip())
+        except ValueError:
+            problems.append(f"{name} ({source}): expected a whole number, got {raw!r}")
+            return None
+    if kind == "float":
+        try:
+            return float(str(raw).strip())
+        except ValueError:
+            problems.append(f"{name} ({source}): expected a number, got {raw!r}")
+            return None
+    return str(raw)
+
+
+def load_settings(
+    overrides: Mapping[str, object] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+) -> Settings:
+    """Build Settings from defaults → instance file → environment → overrides, or raise InvalidSettings.
+
+    Also honours the variables OpenStack and Vault users already set (OS_CLOUD,
+    OS_CLIENT_CONFIG_FILE, VAULT_ADDR, VAULT_TOKEN) when no CONTROLPLANE_* value is given.
+    """
+    env = os.environ if environ is None else environ
+    problems: list[str] = []
+    known = {f.name: f for f in fields(Settings)}
+    values: dict[str, object] = {}
+
+    # Upstream conventions first, so that explicit CONTROLPLANE_* values win.
+    for upstream, name in (
+        ("OS_CLOUD", "os_cloud"),
+        ("OS_CLIENT_CONFIG_FILE", "clouds_yaml"),
+        ("VAULT_ADDR", "vault_addr"),
+        ("VAULT_TOKEN", "vault_token"),
+    ):
+        if env.get(upstream):
+            values[name] = env[upstream]
+
+    instance_path = str(
+        (overrides or {}).get("instance_path") or env.get(ENV_PREFIX + "INSTANCE_PATH")
+        or _default_instance_path()
+    )
+    path = config_file or env.get(ENV_PREFIX + "CONFIG") or Path(instance_path) / "controlplane.toml"
+    path = Path(path)
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, OSError) as exc:
+            problems.append(f"config file {path}: {exc}")
+            data = {}
+        for key, raw in data.items():
+            if key not in known:
+                problems.append(f"config file {path}: unknown setting {key!r}")
+                continue
+            values[key] = _coerce(key, raw, known[key].type, problems, str(path))
+    elif config_file or env.get(ENV_PREFIX + "CONFIG"):
+        problems.append(f"config file {path} does not exist")
+
+    for key, raw in env.items():
+        if not key.startswith(ENV_PREFIX) or key in (ENV_PREFIX + "CONFIG",):
+            continue
+        name = key[len(ENV_PREFIX):].lower()
+        if name not in known:
+            # Typos in deployment manifests otherwise go unnoticed for months.
+            problems.append(f"{key}: unknown setting (known: {', '.join(sorted(known))})")
+            continue
+        values[name] = _coerce(name, raw, known[name].type, problems, key)
+
+    for key, raw in (overrides or {}).items():
+        if key not in known:
+            problems.append(f"override {key!r}: unknown setting")
+            continue
+        values[key] = raw
+
+    values = {k: v for k, v in values.items() if v is not None}
+    settings = Settings(**values)  # type: ignore[arg-type]
+    problems.extend(validate_settings(settings))
+    if problems:
+        raise InvalidSettings(problems)
+    return settings
+
+
+def validate_settings(settings: Settings) -> list[str]:
+    """Every problem with these settings, as sentences naming the setting and the fix."""
+    problems: list[str] = []
+    url = settings.effective_database_url
+    scheme = url.split(":", 1)[0] if ":" in url else ""
+    if scheme not in SUPPORTED_DB_SCHEMES:
+        problems.append(
+            f"database_url: {redact_url(url)!r} is not a database URL; expected e.g. "
+            "sqlite:////var/lib/controlplane/cp.db or postgresql+psycopg://user@host/dbname"
+        )
+    elif scheme.startswith("postgresql"):
+        parts = urlsplit(url)
+        if not parts.hostname and "host=" not in parts.query:
+            problems.append(f"database_url: {redact_url(url)!r} names no host")
+        if not parts.path.strip("/"):
+            problems.append(f"database_url: {redact_url(url)!r} names no database")
+    if not 0 < settings.port < 65536:
+        problems.append(f"port: {settings.port} is outside 1-65535")
+    if settings.log_level.upper() not in LOG_LEVELS:
+        problems.append(f"log_level: {settings.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+    if not settings.vault_addr.startswith(("http://", "https://")):
+        problems.append(f"vault_addr: {settings.vault_addr!r} must start with http:// or https://")
+    if bool(settings.vault_role_id) != bool(settings.vault_secret_id):
+        problems.append("vault_role_id and vault_secret_id: set both for AppRole login, or neither")
+    for name in ("os_timeout", "vault_timeout"):
+        if getattr(settings, name) <= 0:
+            problems.append(f"{name}: must be greater than 0")
+    if settings.ansible_timeout <= 0:
+        problems.append("ansible_timeout: must be greater than 0 seconds")
+    if settings.clouds_yaml and not Path(settings.clouds_yaml).is_file():
+        problems.append(f"clouds_yaml: {settings.clouds_yaml} does not exist")
+    if not Path(settings.playbooks_dir).is_dir():
+        problems.append(f"playbooks_dir: {settings.playbooks_dir} is not a directory")
+    if settings.session_idle_minutes <= 0 or settings.session_absolute_hours <= 0:
+        problems.append("session_idle_minutes and session_absolute_hours must be greater than 0")
+    return problems

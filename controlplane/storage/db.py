@@ -1,0 +1,116 @@
+"""Engine and session setup: SQLite (foreign keys on, WAL) by default, PostgreSQL in production."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import MetaData, create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from controlplane.errors import ControlPlaneError, InvalidSettings
+from controlplane.settings import redact_url
+
+log = logging.getLogger(__name__)
+
+# Stable constraint names, so Alembic autogenerate and batch mode on SQLite agree across databases.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table; capability packages subclass it in their models.py."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class DatabaseUnavailable(ControlPlaneError):
+    status = 503
+    title = "Database unavailable"
+
+
+def _normalise_url(url: str) -> str:
+    # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    """Build an engine, turning driver and URL problems into one readable error."""
+    url = _normalise_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise InvalidSettings([f"database_url: {redact_url(url)!r} cannot be parsed ({exc})"]) from None
+    kwargs: dict[str, Any] = {"echo": echo, "future": True}
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    else:
+        kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise InvalidSettings([f"database_url: {redact_url(url)!r}: {exc}"]) from None
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+class Database:
+    """One engine and its session factory; sessions are short, never open across backend calls."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = _normalise_url(url)
+        self.engine = make_engine(self.url, echo=echo)
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def display_url(self) -> str:
+        return redact_url(self.url)
+
+    def ping(self) -> None:
+        """Raise DatabaseUnavailable with a readable reason when the database cannot be reached."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise DatabaseUnavailable(
+                f"cannot connect to the database at {self.display_url}: {reason}",
+                hint="check CONTROLPLANE_DATABASE_URL and that the server is running",
+            ) from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session in one transaction: commit on success, roll back on any error."""
+        with self.sessionmaker() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()

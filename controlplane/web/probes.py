@@ -1,0 +1,75 @@
+"""Probes: /healthz (the process is alive), /readyz (dependencies answer), /metrics (Prometheus)."""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+
+from flask import Blueprint, Response, abort, current_app, jsonify, request
+
+from controlplane.backends.health import HealthCheck
+from controlplane.doctor import check_everything
+from controlplane.metrics import BACKEND_UP, render_latest
+from controlplane.web import context
+
+bp = Blueprint("probes", __name__)
+
+# Readiness is polled by load balancers every few seconds; checking OpenStack on each poll
+# would put the control plane's own probes among Keystone's busiest clients.
+CACHE_SECONDS = 5.0
+_cache_lock = threading.Lock()
+
+
+def current_health(*, fresh: bool = False) -> list[HealthCheck]:
+    ext = current_app.extensions
+    with _cache_lock:
+        cached = ext.get("controlplane.health_cache")
+        if not fresh and cached and time.monotonic() - cached[0] < CACHE_SECONDS:
+            return list(cached[1])
+    backends, error = context.backends()
+    checks = check_everything(context.database(), backends, error)
+    for check in checks:
+        BACKEND_UP.labels(check.name).set(1 if check.ok else 0)
+    with _cache_lock:
+        ext["controlplane.health_cache"] = (time.monotonic(), checks)
+    return checks
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    checks = current_health()
+    ready = all(c.ok for c in checks)
+    body = {
+        "status": "ready" if ready else "not ready",
+        "checks": [
+            {"name": c.name, "ok": c.ok, "detail": c.detail, "version": c.version,
+             "hint": c.hint} for c in checks
+        ],
+    }
+    return jsonify(body), 200 if ready else 503
+
+
+def _metrics_allowed() -> bool:
+    """Metrics reveal tenant activity: loopback scrapers only, or the configured bearer token."""
+    token = context.settings().metrics_token
+    if token:
+        return request.headers.get("Authorization", "") == f"Bearer {token}"
+    try:
+        return ipaddress.ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        return False
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    if not _metrics_allowed():
+        abort(403, "metrics are served to loopback scrapers or with the metrics bearer token")
+    payload, content_type = render_latest()
+    return Response(payload, mimetype=content_type.split(";")[0],
+                    headers={"Content-Type": content_type})
