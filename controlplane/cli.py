@@ -160,6 +160,9 @@ def serve(ctx: CliContext, host: str | None, port: int | None, workers: int,
             f"    username: {BOOTSTRAP_USERNAME}\n    one-time password: {password}\n"
             "  This password is shown only now; you will choose your own at first sign-in.\n",
             bold=True))
+    else:
+        click.echo(f"sign in at {url} with your operator account (the first one is "
+                   f"'{BOOTSTRAP_USERNAME}'; its one-time password was printed at first start)")
     click.echo(f"serving the control plane at {url} with {workers} worker(s)")
     _run_gunicorn(settings, bind=f"{bind_host}:{bind_port}", workers=workers)
 
@@ -217,3 +220,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:
+        # A person at a terminal gets one line; developers set CONTROLPLANE_DEBUG=1 for the trace.
+        if os.environ.get("CONTROLPLANE_DEBUG"):
+            raise
+        click.echo(f"controlplane: unexpected error: {type(exc).__name__}: {exc}", err=True)
+        click.echo("  (set CONTROLPLANE_DEBUG=1 to see the traceback)", err=True)
+        sys.exit(1)

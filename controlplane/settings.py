@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from controlplane.errors import InvalidSettings
 
 ENV_PREFIX = "CONTROLPLANE_"
+# CONTROLPLANE_* variables that steer tools rather than the service; not settings.
+NON_SETTING_ENV = frozenset({"CONFIG", "DEBUG", "TEST_DATABASE_URL"})
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SUPPORTED_DB_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -167,7 +169,7 @@ def load_settings(
         problems.append(f"config file {path} does not exist")
 
     for key, raw in env.items():
-        if not key.startswith(ENV_PREFIX) or key in (ENV_PREFIX + "CONFIG",):
+        if not key.startswith(ENV_PREFIX) or key[len(ENV_PREFIX):] in NON_SETTING_ENV:
             continue
         name = key[len(ENV_PREFIX):].lower()
         if name not in known:

@@ -1,0 +1,1 @@
+"""Tenancy: tenant specs, planner, reconciler, leases, drift and decommission."""
