@@ -12,34 +12,10 @@ from typing import Any
 
 import click
 
+from controlplane.commands.context import CliContext, pass_ctx
 from controlplane.errors import ControlPlaneError, InvalidSettings
 
 log = logging.getLogger(__name__)
-
-
-class CliContext:
-    """Settings and database, loaded once per command and only by commands that need them."""
-
-    def __init__(self) -> None:
-        from controlplane.settings import Settings
-
-        self._settings: Settings | None = None
-
-    @property
-    def settings(self) -> Any:
-        if self._settings is None:
-            from controlplane.settings import load_settings
-
-            self._settings = load_settings()
-        return self._settings
-
-    def database(self) -> Any:
-        from controlplane.storage import Database
-
-        return Database(self.settings.effective_database_url)
-
-
-pass_ctx = click.make_pass_decorator(CliContext, ensure=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -189,6 +165,13 @@ def _run_gunicorn(settings: Any, *, bind: str, workers: int) -> None:
     ControlPlaneServer().run()
 
 
+def _register_command_groups() -> None:
+    from controlplane.commands.tenants import tenants, worker
+
+    cli.add_command(tenants)
+    cli.add_command(worker)
+
+
 # ---------------------------------------------------------------------------- main
 def _prepare_metrics_dir() -> None:
     """gunicorn workers are separate processes: Prometheus needs a shared directory to sum them."""
@@ -202,6 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["serve"]:
         _prepare_metrics_dir()
+    _register_command_groups()
     try:
         cli.main(args=args, prog_name="controlplane", standalone_mode=False)
     except click.exceptions.Abort:

@@ -6,7 +6,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from controlplane.accounts.models import LoginSession, Role, User
 from controlplane.audit import AuditAction, record_event
 from controlplane.errors import Conflict, InvalidInput, NotAuthenticated
-from controlplane.storage import utcnow
+from controlplane.storage import as_utc, utcnow
 
 BOOTSTRAP_USERNAME = "admin"
 MIN_PASSWORD_LENGTH = 12
@@ -161,7 +161,7 @@ def resume_session(
     row = session.get(LoginSession, _digest(token))
     if row is None or row.revoked_at is not None:
         return None
-    created, seen = _aware(row.created_at), _aware(row.last_seen_at)
+    created, seen = as_utc(row.created_at), as_utc(row.last_seen_at)
     if now - seen > idle or now - created > absolute:
         row.revoked_at = now
         return None
@@ -182,8 +182,3 @@ def end_session(session: Session, token: str, *, actor: Actor | None) -> None:
     if actor is not None:
         record_event(session, action=AuditAction.ACCOUNT_LOGOUT, initiator=actor.audit_name,
                      target=f"user:{actor.user_id}", org=actor.org)
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite returns naive datetimes even for timezone-aware columns.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

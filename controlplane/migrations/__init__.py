@@ -18,7 +18,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent
 def all_metadata() -> MetaData:
     """Import every capability's models so Base.metadata holds all tables."""
     import controlplane.accounts.models
-    import controlplane.audit.models  # noqa: F401
+    import controlplane.audit.models
+    import controlplane.tenancy.models  # noqa: F401 - registers the tables
 
     return Base.metadata
 

@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from controlplane.accounts.models import LoginSession, User
-from controlplane.accounts.service import ensure_bootstrap_operator, resume_session, start_session
+from controlplane.accounts.service import _as_actor, ensure_bootstrap_operator, resume_session, start_session
 from controlplane.audit.models import AuditEvent
 from controlplane.storage import Database, utcnow
 from tests.fixtures.app import csrf_token_from
@@ -104,8 +104,6 @@ def test_login_never_redirects_off_site(client: FlaskClient, database: Database)
 def test_idle_and_absolute_timeouts_end_a_session(database: Database) -> None:
     _bootstrap(database)
     with database.transaction() as s:
-        from controlplane.accounts.service import _as_actor
-
         admin = s.scalar(select(User).where(User.username == "admin"))
         assert admin is not None
         token = start_session(s, _as_actor(admin))

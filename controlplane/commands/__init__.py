@@ -1,0 +1,1 @@
+"""Command groups of the `controlplane` CLI, one module per capability."""

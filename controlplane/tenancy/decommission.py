@@ -1,0 +1,155 @@
+"""Staged decommission: disable -> archive -> retention hold -> delete, each step audited.
+The signing key is made verify-only, never destroyed, so documents already issued still verify."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from controlplane.audit import record_event
+from controlplane.backends import Backends
+from controlplane.backends.cloud import CloudBackend
+from controlplane.backends.keys import signing_key_name, tenant_policy_name
+from controlplane.errors import BackendNotFound, Conflict
+from controlplane.storage import Database, as_utc, utcnow
+from controlplane.tenancy import registry
+from controlplane.tenancy.addressing import release_subnets
+from controlplane.tenancy.observe import KV_MARKER
+from controlplane.tenancy.phases import DECOMMISSION_ORDER, Phase, check_transition
+from controlplane.tenancy.spec import GROUP_ROLES
+
+Progress = Callable[[str], None]
+
+
+def _transition(db: Database, slug: str, target: Phase, *, initiator: str, detail: dict[str, object]) -> None:
+    with db.transaction() as s:
+        t = registry.get_tenant(s, slug)
+        t.phase = check_transition(t.phase, target).value
+        registry.add_event(s, slug, "phase", f"decommission: {target.value}", detail=detail)
+        record_event(s, action=f"tenant:decommission:{target.value}", initiator=initiator,
+                     target=f"tenant:{slug}", org=slug, detail=detail)
+
+
+def _projects(cloud: CloudBackend, slug: str) -> tuple[str, list[tuple[str, str]]]:
+    domain = cloud.find_domain(slug)
+    if domain is None:
+        return "", []
+    return domain.id, [(p.id, p.name) for p in cloud.list_projects(domain_id=domain.id)]
+
+
+def disable(db: Database, backends: Backends, slug: str, *, initiator: str) -> None:
+    """No new tokens for the tenant's users, no new signatures; everything else stays."""
+    with db.transaction() as s:
+        check_transition(registry.get_tenant(s, slug).phase, Phase.DISABLED)
+    cloud, keys = backends.cloud, backends.keys
+    domain_id, projects = _projects(cloud, slug)
+    for project_id, _name in projects:
+        cloud.update_project(project_id, enabled=False)
+    if domain_id:
+        cloud.update_domain(domain_id, enabled=False)
+    try:
+        keys.delete_approle(tenant_policy_name(slug))
+    except BackendNotFound:
+        pass
+    try:
+        keys.make_key_verify_only(signing_key_name(slug))
+    except BackendNotFound:
+        pass
+    _transition(db, slug, Phase.DISABLED, initiator=initiator,
+                detail={"projects_disabled": len(projects), "domain_disabled": bool(domain_id)})
+
+
+def archive(db: Database, backends: Backends, slug: str, *, initiator: str) -> None:
+    """Keep the evidence: every public key version and an inventory of what the tenant had."""
+    with db.transaction() as s:
+        check_transition(registry.get_tenant(s, slug).phase, Phase.ARCHIVED)
+    added, versions = 0, 0
+    try:
+        key = backends.keys.get_signing_key(signing_key_name(slug))
+        versions = len(key.public_keys)
+        with db.transaction() as s:
+            added = registry.archive_public_keys(s, slug, key.name, key.public_keys)
+    except BackendNotFound:
+        pass
+    _domain_id, projects = _projects(backends.cloud, slug)
+    inventory = {name: backends.cloud.list_project_resources(pid).summary() for pid, name in projects}
+    _transition(db, slug, Phase.ARCHIVED, initiator=initiator,
+                detail={"public_key_versions": versions, "newly_archived": added, "inventory": inventory})
+
+
+def hold(db: Database, slug: str, *, days: int, initiator: str) -> None:
+    if days < 0:
+        raise Conflict("the retention period cannot be negative")
+    until = utcnow() + timedelta(days=days)
+    with db.transaction() as s:
+        registry.get_tenant(s, slug).retention_until = until
+    _transition(db, slug, Phase.RETAINED, initiator=initiator,
+                detail={"retention_days": days, "until": until.isoformat()})
+
+
+def _delete_project_contents(cloud: CloudBackend, project_id: str) -> None:
+    res = cloud.list_project_resources(project_id)
+    for server in res.servers:
+        cloud.delete_server(server.id)
+    for volume in res.volumes:
+        cloud.delete_volume(volume.id)
+    for router in res.routers:
+        for interface in cloud.list_router_interfaces(router.id):
+            cloud.remove_router_interface(router.id, subnet_id=interface.subnet_id)
+        cloud.delete_router(router.id)
+    for subnet in res.subnets:
+        cloud.delete_subnet(subnet.id)
+    for network in res.networks:
+        cloud.delete_network(network.id)
+    for sg in res.security_groups:
+        cloud.delete_security_group(sg.id)
+    cloud.reset_compute_quotas(project_id)
+    cloud.reset_network_quotas(project_id)
+    cloud.reset_volume_quotas(project_id)
+
+
+def delete(db: Database, backends: Backends, slug: str, *, initiator: str,
+           progress: Progress | None = None) -> dict[str, object]:
+    """Remove every cloud object of the tenant (idempotent: safe to rerun after a crash)."""
+    say = progress or (lambda _m: None)
+    with db.transaction() as s:
+        t = registry.get_tenant(s, slug)
+        if t.phase == Phase.RETAINED.value:
+            if t.retention_until and utcnow() < as_utc(t.retention_until):
+                raise Conflict(f"tenant {slug} is under retention hold until {t.retention_until:%Y-%m-%d %H:%M} UTC")
+            t.phase = check_transition(t.phase, Phase.DELETING).value
+            record_event(s, action="tenant:decommission:deleting", initiator=initiator,
+                         target=f"tenant:{slug}", org=slug)
+        elif t.phase != Phase.DELETING.value:
+            raise Conflict(f"tenant {slug} is {t.phase}; delete follows the retention hold "
+                           f"({' -> '.join(p.value for p in DECOMMISSION_ORDER)})")
+    cloud, keys = backends.cloud, backends.keys
+    domain_id, projects = _projects(cloud, slug)
+    project_ids = [pid for pid, _ in projects]
+    for project_id, name in projects:
+        say(f"deleting everything in project {name}")
+        _delete_project_contents(cloud, project_id)
+        cloud.delete_project(project_id)
+    if domain_id:
+        for group in GROUP_ROLES:
+            g = cloud.find_group(f"{slug}-{group}", domain_id=domain_id)
+            if g is not None:
+                cloud.delete_group(g.id)
+        cloud.delete_domain(domain_id)
+    for remove in (lambda: keys.delete_policy(tenant_policy_name(slug)),
+                   lambda: keys.delete_approle(tenant_policy_name(slug)),
+                   lambda: keys.delete_secret(KV_MARKER.format(slug=slug))):
+        try:
+            remove()
+        except BackendNotFound:
+            pass
+    leftovers = {pid: cloud.list_project_resources(pid).summary() for pid in project_ids}
+    leftovers = {pid: s for pid, s in leftovers.items() if any(s.values())}
+    if leftovers:
+        raise Conflict(f"tenant {slug}: resources remain after delete: {leftovers}; run delete again")
+    with db.transaction() as s:
+        released = release_subnets(s, slug)
+    detail: dict[str, object] = {"projects_deleted": project_ids, "subnets_released": released,
+                                 "signing_key": "kept verify-only"}
+    _transition(db, slug, Phase.DELETED, initiator=initiator, detail=detail)
+    return detail
