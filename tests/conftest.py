@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.vault",
     "tests.fixtures.ansible",
     "tests.fixtures.app",
+    "tests.fixtures.tenancy",
 ]

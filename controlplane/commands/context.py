@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+
 class CliContext:
     """Settings and database, loaded once per command and only by commands that need them."""
 
@@ -28,6 +29,4 @@ class CliContext:
         return Database(self.settings.effective_database_url)
 
 
-pass_ctx: Any = click.make_pass_decorator(CliContext, ensure=True)
-
-
+pass_ctx = click.make_pass_decorator(CliContext, ensure=True)

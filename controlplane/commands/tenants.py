@@ -88,8 +88,10 @@ def plan(ctx: Any, directory: str | None, only: tuple[str, ...], as_json: bool) 
         out.append(p)
         if not as_json:
             counts = p.summary()
-            click.echo(f"{spec.slug}: {counts['create']} to create, {counts['update']} to update, "
-                       f"{counts['delete']} to delete")
+            click.echo(
+                f"{spec.slug}: {counts['create']} to create, {counts['update']} to update, "
+                f"{counts['delete']} to delete"
+            )
             for action in p.actions:
                 click.echo(f"  {action.describe()}")
             for refusal in p.refusals:
@@ -97,8 +99,20 @@ def plan(ctx: Any, directory: str | None, only: tuple[str, ...], as_json: bool) 
             for note in p.notes:
                 click.echo(f"  note: {note}")
     if as_json:
-        click.echo(json.dumps([{"tenant": p.tenant, "actions": [a.describe() for a in p.actions],
-                                "refusals": list(p.refusals), "notes": list(p.notes)} for p in out], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "tenant": p.tenant,
+                        "actions": [a.describe() for a in p.actions],
+                        "refusals": list(p.refusals),
+                        "notes": list(p.notes),
+                    }
+                    for p in out
+                ],
+                indent=2,
+            )
+        )
     else:
         click.echo(f"{total} change(s) in {len(out)} tenant(s); nothing was changed")
 
@@ -110,8 +124,9 @@ def plan(ctx: Any, directory: str | None, only: tuple[str, ...], as_json: bool) 
 @click.option("--skip-playbook", is_flag=True, help="Do not run the baseline playbook.")
 @click.option("--quiet", is_flag=True)
 @pass_ctx
-def apply(ctx: Any, directory: str | None, only: tuple[str, ...], concurrency: int,
-          skip_playbook: bool, quiet: bool) -> None:
+def apply(
+    ctx: Any, directory: str | None, only: tuple[str, ...], concurrency: int, skip_playbook: bool, quiet: bool
+) -> None:
     """Store the specs and converge each tenant now. An invalid spec applies nothing."""
     from controlplane.tenancy.service import reconcile_many, register_specs
 
@@ -121,16 +136,24 @@ def apply(ctx: Any, directory: str | None, only: tuple[str, ...], concurrency: i
     for r in regs:
         if r.change != "unchanged":
             click.echo(f"{r.slug}: spec {r.change} (generation {r.generation})", err=True)
-    outcomes = reconcile_many([s.slug for s in specs], db=db, backends=backends, settings=settings,
-                              concurrency=concurrency, initiator="cli:tenants-apply",
-                              progress=_Printer(quiet), run_baseline_playbook=not skip_playbook)
+    outcomes = reconcile_many(
+        [s.slug for s in specs],
+        db=db,
+        backends=backends,
+        settings=settings,
+        concurrency=concurrency,
+        initiator="cli:tenants-apply",
+        progress=_Printer(quiet),
+        run_baseline_playbook=not skip_playbook,
+    )
     bad = [o for o in outcomes if o.status in ("failed", "refused")]
     for o in outcomes:
         line = f"{o.slug:<22} {o.status:<9} {o.actions:>3} action(s) {o.drift:>2} drift  {o.seconds:5.1f}s"
         click.echo(line + (f"  {o.error}" if o.error else ""))
     if bad:
-        raise ControlPlaneError(f"{len(bad)} of {len(outcomes)} tenant(s) did not converge: "
-                                + ", ".join(o.slug for o in bad))
+        raise ControlPlaneError(
+            f"{len(bad)} of {len(outcomes)} tenant(s) did not converge: " + ", ".join(o.slug for o in bad)
+        )
 
 
 @tenants.command()
@@ -146,8 +169,10 @@ def status(ctx: Any) -> None:
         click.echo(f"{'tenant':<22} {'phase':<13} {'gen':>4} {'applied':>7} {'drift':>5}  last reconciled")
         for t in rows:
             when = f"{t.last_reconciled_at:%Y-%m-%d %H:%M:%S}" if t.last_reconciled_at else "never"
-            click.echo(f"{t.slug:<22} {t.phase:<13} {t.generation:>4} {t.applied_generation:>7} "
-                       f"{t.drift_count:>5}  {when}" + (f"  error: {t.last_error[:80]}" if t.last_error else ""))
+            click.echo(
+                f"{t.slug:<22} {t.phase:<13} {t.generation:>4} {t.applied_generation:>7} "
+                f"{t.drift_count:>5}  {when}" + (f"  error: {t.last_error[:80]}" if t.last_error else "")
+            )
 
 
 @tenants.command()
@@ -163,8 +188,11 @@ def drift(ctx: Any, only: tuple[str, ...], repair: bool) -> None:
 
     settings, db, backends = _env(ctx)
     with db.transaction() as s:
-        specs = {t.slug: tenant_spec(t) for t in list_tenants(s)
-                 if t.phase == Phase.READY.value and (not only or t.slug in only)}
+        specs = {
+            t.slug: tenant_spec(t)
+            for t in list_tenants(s)
+            if t.phase == Phase.READY.value and (not only or t.slug in only)
+        }
     slugs = list(specs)
     drifted = []
     for slug in slugs:
@@ -199,8 +227,14 @@ def import_(ctx: Any, slug: str, directory: str | None) -> None:
 
 @tenants.command()
 @click.argument("slug")
-@click.option("--to", "stage", type=click.Choice(["disabled", "archived", "retained", "deleted"]),
-              default="disabled", show_default=True, help="Advance through the stages up to this one.")
+@click.option(
+    "--to",
+    "stage",
+    type=click.Choice(["disabled", "archived", "retained", "deleted"]),
+    default="disabled",
+    show_default=True,
+    help="Advance through the stages up to this one.",
+)
 @click.option("--retention-days", type=click.IntRange(0, 36500), default=365, show_default=True)
 @click.option("--confirm", required=True, help="Type the tenant's slug again to confirm.")
 @pass_ctx
@@ -246,5 +280,12 @@ def worker(ctx: Any, once: bool, interval: int, concurrency: int) -> None:
     from controlplane.tenancy.worker import run_worker
 
     settings, db, backends = _env(ctx)
-    run_worker(db=db, backends=backends, settings=settings, once=once, interval=interval,
-               concurrency=concurrency, progress=_Printer())
+    run_worker(
+        db=db,
+        backends=backends,
+        settings=settings,
+        once=once,
+        interval=interval,
+        concurrency=concurrency,
+        progress=_Printer(),
+    )

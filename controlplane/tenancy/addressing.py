@@ -23,17 +23,23 @@ def next_free_subnet(pool: str, prefix: int, taken: Iterable[str]) -> str:
     for candidate in network.subnets(new_prefix=prefix):
         if not any(candidate.overlaps(u) for u in used):
             return str(candidate)
-    raise Conflict(f"the address pool {pool} has no free /{prefix} left",
-                   hint="widen the pool (tenant_address_pool) or release decommissioned tenants")
+    raise Conflict(
+        f"the address pool {pool} has no free /{prefix} left",
+        hint="widen the pool (tenant_address_pool) or release decommissioned tenants",
+    )
 
 
 def allocation_for(session: Session, tenant: str, environment: str) -> str | None:
-    return session.scalar(select(SubnetAllocation.cidr).where(
-        SubnetAllocation.tenant_slug == tenant, SubnetAllocation.environment == environment))
+    return session.scalar(
+        select(SubnetAllocation.cidr).where(
+            SubnetAllocation.tenant_slug == tenant, SubnetAllocation.environment == environment
+        )
+    )
 
 
-def allocate_subnet(session: Session, *, tenant: str, environment: str, prefix: int,
-                    pool: str = DEFAULT_POOL) -> str:
+def allocate_subnet(
+    session: Session, *, tenant: str, environment: str, prefix: int, pool: str = DEFAULT_POOL
+) -> str:
     """Return the environment's subnet, allocating one if it has none (idempotent)."""
     existing = allocation_for(session, tenant, environment)
     if existing:
@@ -53,8 +59,9 @@ def allocate_subnet(session: Session, *, tenant: str, environment: str, prefix: 
     raise Conflict("could not allocate a subnet after 5 attempts; try again")
 
 
-def preview_allocations(session: Session, tenant: str, spec: TenantSpec,
-                        pool: str = DEFAULT_POOL) -> dict[str, str]:
+def preview_allocations(
+    session: Session, tenant: str, spec: TenantSpec, pool: str = DEFAULT_POOL
+) -> dict[str, str]:
     """The subnet each environment has or would get, allocating nothing (for `plan`)."""
     taken = list(session.scalars(select(SubnetAllocation.cidr)))
     result = {}
@@ -68,7 +75,6 @@ def preview_allocations(session: Session, tenant: str, spec: TenantSpec,
 
 
 def release_subnets(session: Session, tenant: str) -> list[str]:
-    cidrs = list(session.scalars(select(SubnetAllocation.cidr).where(
-        SubnetAllocation.tenant_slug == tenant)))
+    cidrs = list(session.scalars(select(SubnetAllocation.cidr).where(SubnetAllocation.tenant_slug == tenant)))
     session.execute(delete(SubnetAllocation).where(SubnetAllocation.tenant_slug == tenant))
     return cidrs

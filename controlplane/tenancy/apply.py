@@ -58,34 +58,39 @@ class ApplyContext:
         try:
             return mapping[key]
         except KeyError:
-            raise PermanentError(f"{what} for {key!r} is unknown; a previous step must have failed",
-                                 backend="controlplane") from None
+            raise PermanentError(
+                f"{what} for {key!r} is unknown; a previous step must have failed", backend="controlplane"
+            ) from None
 
 
 def _ensure_domain(ctx: ApplyContext, a: Action) -> str:
-    d = ctx.backends.cloud.ensure_domain(ctx.spec.domain_name, description=a.param("description"),
-                                         tags=a.param("tags"))
+    d = ctx.backends.cloud.ensure_domain(
+        ctx.spec.domain_name, description=a.param("description"), tags=a.param("tags")
+    )
     ctx.domain_id = d.id
     return d.id
 
 
 def _update_domain(ctx: ApplyContext, a: Action) -> str:
-    ctx.backends.cloud.update_domain(ctx.domain_id, description=a.param("description"),
-                                     enabled=True, tags=a.param("tags"))
+    ctx.backends.cloud.update_domain(
+        ctx.domain_id, description=a.param("description"), enabled=True, tags=a.param("tags")
+    )
     return ctx.domain_id
 
 
 def _ensure_group(ctx: ApplyContext, a: Action) -> str:
     group = a.param("group")
-    g = ctx.backends.cloud.ensure_group(ctx.spec.group_name(group), domain_id=ctx.domain_id,
-                                        description=f"{ctx.spec.names['en']}: {group}")
+    g = ctx.backends.cloud.ensure_group(
+        ctx.spec.group_name(group), domain_id=ctx.domain_id, description=f"{ctx.spec.names['en']}: {group}"
+    )
     ctx.groups[group] = g.id
     return g.id
 
 
 def _ensure_project(ctx: ApplyContext, a: Action) -> str:
-    p = ctx.backends.cloud.ensure_project(a.param("name"), domain_id=ctx.domain_id,
-                                          description=a.param("description"), tags=a.param("tags"))
+    p = ctx.backends.cloud.ensure_project(
+        a.param("name"), domain_id=ctx.domain_id, description=a.param("description"), tags=a.param("tags")
+    )
     ctx.projects[a.env] = p.id
     return p.id
 
@@ -104,40 +109,54 @@ def _assign_role(ctx: ApplyContext, a: Action) -> str:
 
 
 def _ensure_network(ctx: ApplyContext, a: Action) -> str:
-    n = ctx.backends.cloud.ensure_network(a.param("name"), project_id=ctx.need(ctx.projects, a.env, "project"))
+    n = ctx.backends.cloud.ensure_network(
+        a.param("name"), project_id=ctx.need(ctx.projects, a.env, "project")
+    )
     ctx.networks[a.env] = n.id
     return n.id
 
 
 def _ensure_subnet(ctx: ApplyContext, a: Action) -> str:
     s = ctx.backends.cloud.ensure_subnet(
-        a.param("name"), network_id=ctx.need(ctx.networks, a.env, "network"),
-        project_id=ctx.need(ctx.projects, a.env, "project"), cidr=a.param("cidr"),
-        dns_nameservers=a.param("dns"))
+        a.param("name"),
+        network_id=ctx.need(ctx.networks, a.env, "network"),
+        project_id=ctx.need(ctx.projects, a.env, "project"),
+        cidr=a.param("cidr"),
+        dns_nameservers=a.param("dns"),
+    )
     ctx.subnets[a.env] = s.id
     return s.id
 
 
 def _ensure_router(ctx: ApplyContext, a: Action) -> str:
     if not ctx.external_network_id:
-        raise PermanentError("the shared external network 'public' does not exist",
-                             backend="openstack", hint="create it (scripts/devcloud up does locally)")
-    r = ctx.backends.cloud.ensure_router(a.param("name"), project_id=ctx.need(ctx.projects, a.env, "project"),
-                                         external_network_id=ctx.external_network_id)
+        raise PermanentError(
+            "the shared external network 'public' does not exist",
+            backend="openstack",
+            hint="create it (scripts/devcloud up does locally)",
+        )
+    r = ctx.backends.cloud.ensure_router(
+        a.param("name"),
+        project_id=ctx.need(ctx.projects, a.env, "project"),
+        external_network_id=ctx.external_network_id,
+    )
     ctx.routers[a.env] = r.id
     return r.id
 
 
 def _ensure_router_interface(ctx: ApplyContext, a: Action) -> str:
-    i = ctx.backends.cloud.ensure_router_interface(ctx.need(ctx.routers, a.env, "router"),
-                                                   subnet_id=ctx.need(ctx.subnets, a.env, "subnet"))
+    i = ctx.backends.cloud.ensure_router_interface(
+        ctx.need(ctx.routers, a.env, "router"), subnet_id=ctx.need(ctx.subnets, a.env, "subnet")
+    )
     return i.port_id
 
 
 def _ensure_security_group(ctx: ApplyContext, a: Action) -> str:
     sg = ctx.backends.cloud.ensure_security_group(
-        BASELINE_SG, project_id=ctx.need(ctx.projects, a.env, "project"),
-        description="Control-plane baseline: no ingress, all egress")
+        BASELINE_SG,
+        project_id=ctx.need(ctx.projects, a.env, "project"),
+        description="Control-plane baseline: no ingress, all egress",
+    )
     return sg.id
 
 
@@ -151,6 +170,7 @@ def _quota_setter(method: str) -> Callable[[ApplyContext, Action], str]:
         pid = ctx.need(ctx.projects, a.env, "project")
         getattr(ctx.backends.cloud, method)(pid, **dict(a.param("limits")))
         return pid
+
     return handler
 
 
@@ -181,8 +201,9 @@ def _ensure_policy(ctx: ApplyContext, a: Action) -> str:
 
 def _ensure_approle(ctx: ApplyContext, a: Action) -> str:
     name = tenant_policy_name(ctx.spec.slug)
-    role = ctx.backends.keys.ensure_approle(name, [name], token_ttl=APPROLE_TOKEN_TTL,
-                                            secret_id_ttl=APPROLE_SECRET_ID_TTL, secret_id_num_uses=0)
+    role = ctx.backends.keys.ensure_approle(
+        name, [name], token_ttl=APPROLE_TOKEN_TTL, secret_id_ttl=APPROLE_SECRET_ID_TTL, secret_id_num_uses=0
+    )
     return role.role_id
 
 

@@ -28,8 +28,9 @@ def _status(event: RunEvent) -> str:
     return ""
 
 
-def run_baseline(slug: str, spec: TenantSpec, *, db: Database, backends: Backends, settings: Settings,
-                 run_id: str) -> None:
+def run_baseline(
+    slug: str, spec: TenantSpec, *, db: Database, backends: Backends, settings: Settings, run_id: str
+) -> None:
     """Run the baseline; raise PermanentError naming the failed task if it does not succeed."""
     with db.transaction() as s:
         s.add(PlaybookRun(id=run_id, tenant_slug=slug, playbook=PLAYBOOK))
@@ -38,9 +39,17 @@ def run_baseline(slug: str, spec: TenantSpec, *, db: Database, backends: Backend
         if not event.event.startswith(("runner_on", "playbook_on_task_start", "playbook_on_stats")):
             return
         with db.transaction() as s:
-            s.add(PlaybookEvent(run_id=run_id, counter=event.counter, event=event.event,
-                                task=event.task[:300], host=event.host[:120], status=_status(event),
-                                message=event.message[:2000]))
+            s.add(
+                PlaybookEvent(
+                    run_id=run_id,
+                    counter=event.counter,
+                    event=event.event,
+                    task=event.task[:300],
+                    host=event.host[:120],
+                    status=_status(event),
+                    message=event.message[:2000],
+                )
+            )
 
     extravars = {
         "tenant": slug,
@@ -52,15 +61,26 @@ def run_baseline(slug: str, spec: TenantSpec, *, db: Database, backends: Backend
         # a path, not a secret: the modules read credentials from the clouds.yaml it names
         "os_client_config_file": settings.clouds_yaml,
     }
-    result = backends.automation.run(PLAYBOOK, extravars=extravars, timeout=settings.ansible_timeout,
-                                     ident=f"{slug}-{run_id[:8]}", on_event=on_event)
+    result = backends.automation.run(
+        PLAYBOOK,
+        extravars=extravars,
+        timeout=settings.ansible_timeout,
+        ident=f"{slug}-{run_id[:8]}",
+        on_event=on_event,
+    )
     with db.transaction() as s:
         run = s.get(PlaybookRun, run_id)
         assert run is not None
         run.status, run.rc, run.finished_at = result.status, result.rc, utcnow()
         run.stats = {host: vars(st) for host, st in result.stats.items()}
-        registry.add_event(s, slug, "playbook", f"{PLAYBOOK}: {result.status} in {result.duration:.1f}s",
-                           run_id=run_id, detail={"rc": result.rc})
+        registry.add_event(
+            s,
+            slug,
+            "playbook",
+            f"{PLAYBOOK}: {result.status} in {result.duration:.1f}s",
+            run_id=run_id,
+            detail={"rc": result.rc},
+        )
     if not result.ok:
         failed = ", ".join(result.failed_tasks) or result.summary or result.status
         raise PermanentError(f"playbook {PLAYBOOK} {result.status}: {failed}", backend="ansible")

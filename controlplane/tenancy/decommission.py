@@ -3,6 +3,7 @@ The signing key is made verify-only, never destroyed, so documents already issue
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -26,8 +27,14 @@ def _transition(db: Database, slug: str, target: Phase, *, initiator: str, detai
         t = registry.get_tenant(s, slug)
         t.phase = check_transition(t.phase, target).value
         registry.add_event(s, slug, "phase", f"decommission: {target.value}", detail=detail)
-        record_event(s, action=f"tenant:decommission:{target.value}", initiator=initiator,
-                     target=f"tenant:{slug}", org=slug, detail=detail)
+        record_event(
+            s,
+            action=f"tenant:decommission:{target.value}",
+            initiator=initiator,
+            target=f"tenant:{slug}",
+            org=slug,
+            detail=detail,
+        )
 
 
 def _projects(cloud: CloudBackend, slug: str) -> tuple[str, list[tuple[str, str]]]:
@@ -47,16 +54,17 @@ def disable(db: Database, backends: Backends, slug: str, *, initiator: str) -> N
         cloud.update_project(project_id, enabled=False)
     if domain_id:
         cloud.update_domain(domain_id, enabled=False)
-    try:
+    with contextlib.suppress(BackendNotFound):
         keys.delete_approle(tenant_policy_name(slug))
-    except BackendNotFound:
-        pass
-    try:
+    with contextlib.suppress(BackendNotFound):
         keys.make_key_verify_only(signing_key_name(slug))
-    except BackendNotFound:
-        pass
-    _transition(db, slug, Phase.DISABLED, initiator=initiator,
-                detail={"projects_disabled": len(projects), "domain_disabled": bool(domain_id)})
+    _transition(
+        db,
+        slug,
+        Phase.DISABLED,
+        initiator=initiator,
+        detail={"projects_disabled": len(projects), "domain_disabled": bool(domain_id)},
+    )
 
 
 def archive(db: Database, backends: Backends, slug: str, *, initiator: str) -> None:
@@ -73,8 +81,13 @@ def archive(db: Database, backends: Backends, slug: str, *, initiator: str) -> N
         pass
     _domain_id, projects = _projects(backends.cloud, slug)
     inventory = {name: backends.cloud.list_project_resources(pid).summary() for pid, name in projects}
-    _transition(db, slug, Phase.ARCHIVED, initiator=initiator,
-                detail={"public_key_versions": versions, "newly_archived": added, "inventory": inventory})
+    _transition(
+        db,
+        slug,
+        Phase.ARCHIVED,
+        initiator=initiator,
+        detail={"public_key_versions": versions, "newly_archived": added, "inventory": inventory},
+    )
 
 
 def hold(db: Database, slug: str, *, days: int, initiator: str) -> None:
@@ -83,8 +96,13 @@ def hold(db: Database, slug: str, *, days: int, initiator: str) -> None:
     until = utcnow() + timedelta(days=days)
     with db.transaction() as s:
         registry.get_tenant(s, slug).retention_until = until
-    _transition(db, slug, Phase.RETAINED, initiator=initiator,
-                detail={"retention_days": days, "until": until.isoformat()})
+    _transition(
+        db,
+        slug,
+        Phase.RETAINED,
+        initiator=initiator,
+        detail={"retention_days": days, "until": until.isoformat()},
+    )
 
 
 def _delete_project_contents(cloud: CloudBackend, project_id: str) -> None:
@@ -108,21 +126,31 @@ def _delete_project_contents(cloud: CloudBackend, project_id: str) -> None:
     cloud.reset_volume_quotas(project_id)
 
 
-def delete(db: Database, backends: Backends, slug: str, *, initiator: str,
-           progress: Progress | None = None) -> dict[str, object]:
+def delete(
+    db: Database, backends: Backends, slug: str, *, initiator: str, progress: Progress | None = None
+) -> dict[str, object]:
     """Remove every cloud object of the tenant (idempotent: safe to rerun after a crash)."""
     say = progress or (lambda _m: None)
     with db.transaction() as s:
         t = registry.get_tenant(s, slug)
         if t.phase == Phase.RETAINED.value:
             if t.retention_until and utcnow() < as_utc(t.retention_until):
-                raise Conflict(f"tenant {slug} is under retention hold until {t.retention_until:%Y-%m-%d %H:%M} UTC")
+                raise Conflict(
+                    f"tenant {slug} is under retention hold until {t.retention_until:%Y-%m-%d %H:%M} UTC"
+                )
             t.phase = check_transition(t.phase, Phase.DELETING).value
-            record_event(s, action="tenant:decommission:deleting", initiator=initiator,
-                         target=f"tenant:{slug}", org=slug)
+            record_event(
+                s,
+                action="tenant:decommission:deleting",
+                initiator=initiator,
+                target=f"tenant:{slug}",
+                org=slug,
+            )
         elif t.phase != Phase.DELETING.value:
-            raise Conflict(f"tenant {slug} is {t.phase}; delete follows the retention hold "
-                           f"({' -> '.join(p.value for p in DECOMMISSION_ORDER)})")
+            raise Conflict(
+                f"tenant {slug} is {t.phase}; delete follows the retention hold "
+                f"({' -> '.join(p.value for p in DECOMMISSION_ORDER)})"
+            )
     cloud, keys = backends.cloud, backends.keys
     domain_id, projects = _projects(cloud, slug)
     project_ids = [pid for pid, _ in projects]
@@ -136,20 +164,23 @@ def delete(db: Database, backends: Backends, slug: str, *, initiator: str,
             if g is not None:
                 cloud.delete_group(g.id)
         cloud.delete_domain(domain_id)
-    for remove in (lambda: keys.delete_policy(tenant_policy_name(slug)),
-                   lambda: keys.delete_approle(tenant_policy_name(slug)),
-                   lambda: keys.delete_secret(KV_MARKER.format(slug=slug))):
-        try:
-            remove()
-        except BackendNotFound:
-            pass
+    # The transit key stays (verify-only since disable): documents already issued must verify.
+    with contextlib.suppress(BackendNotFound):
+        keys.delete_policy(tenant_policy_name(slug))
+    with contextlib.suppress(BackendNotFound):
+        keys.delete_approle(tenant_policy_name(slug))
+    with contextlib.suppress(BackendNotFound):
+        keys.delete_secret(KV_MARKER.format(slug=slug))
     leftovers = {pid: cloud.list_project_resources(pid).summary() for pid in project_ids}
     leftovers = {pid: s for pid, s in leftovers.items() if any(s.values())}
     if leftovers:
         raise Conflict(f"tenant {slug}: resources remain after delete: {leftovers}; run delete again")
     with db.transaction() as s:
         released = release_subnets(s, slug)
-    detail: dict[str, object] = {"projects_deleted": project_ids, "subnets_released": released,
-                                 "signing_key": "kept verify-only"}
+    detail: dict[str, object] = {
+        "projects_deleted": project_ids,
+        "subnets_released": released,
+        "signing_key": "kept verify-only",
+    }
     _transition(db, slug, Phase.DELETED, initiator=initiator, detail=detail)
     return detail

@@ -25,10 +25,16 @@ def _observe_environment(cloud: CloudBackend, project: Project) -> ObservedEnvir
     network = cloud.find_network(f"{name}-net", project_id=project.id)
     subnet = cloud.find_subnet(f"{name}-subnet", network_id=network.id) if network else None
     router = cloud.find_router(f"{name}-router", project_id=project.id)
-    interfaces = (frozenset(i.subnet_id for i in cloud.list_router_interfaces(router.id))
-                  if router else frozenset[str]())
+    interfaces = (
+        frozenset(i.subnet_id for i in cloud.list_router_interfaces(router.id))
+        if router
+        else frozenset[str]()
+    )
     return ObservedEnvironment(
-        project=project, network=network, subnet=subnet, router=router,
+        project=project,
+        network=network,
+        subnet=subnet,
+        router=router,
         router_subnet_ids=interfaces,
         baseline_sg=cloud.find_security_group(BASELINE_SG, project_id=project.id),
         default_sg=cloud.find_security_group("default", project_id=project.id),
@@ -91,7 +97,8 @@ def observe_tenant(spec: TenantSpec, backends: Backends) -> ObservedTenant:
     groups = {g: cloud.find_group(spec.group_name(g), domain_id=domain.id) for g in GROUP_ROLES}
     members = {
         g: frozenset(u.name for u in cloud.list_group_members(group.id))
-        for g, group in groups.items() if group is not None
+        for g, group in groups.items()
+        if group is not None
     }
     wanted_users = {u for names in spec.people.values() for u in names}
     users = {}
@@ -106,7 +113,12 @@ def observe_tenant(spec: TenantSpec, backends: Backends) -> ObservedTenant:
         if project is not None:
             environments[env.name] = _observe_environment(cloud, project)
     return ObservedTenant(
-        domain=domain, groups=groups, members=members, users=users, environments=environments,
-        extra_projects=tuple(projects.values()), external_network=external,
+        domain=domain,
+        groups=groups,
+        members=members,
+        users=users,
+        environments=environments,
+        extra_projects=tuple(projects.values()),
+        external_network=external,
         **vault,  # type: ignore[arg-type]
     )

@@ -43,6 +43,7 @@ def check_transition(current: str, target: Phase) -> Phase:
     here = Phase(current)
     if target not in TRANSITIONS[here]:
         allowed = ", ".join(sorted(p.value for p in TRANSITIONS[here])) or "nothing"
-        raise Conflict(f"a tenant in phase {here.value!r} cannot move to {target.value!r} "
-                       f"(allowed: {allowed})")
+        raise Conflict(
+            f"a tenant in phase {here.value!r} cannot move to {target.value!r} (allowed: {allowed})"
+        )
     return target

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from controlplane.backends.cloud import Quota
 from controlplane.tenancy.observed import (
+    BASELINE_SG,
     MANAGED_TAG,
     ObservedEnvironment,
     ObservedTenant,
@@ -73,24 +74,47 @@ class _Builder:
     refusals: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def add(self, op: str, verb: Verb, resource: str, *, env: str = "", detail: str = "",
-            drift: bool | None = None, **params: Any) -> None:
+    def add(
+        self,
+        op: str,
+        verb: Verb,
+        resource: str,
+        *,
+        env: str = "",
+        detail: str = "",
+        drift: bool | None = None,
+        **params: Any,
+    ) -> None:
         # A resource that never existed is not drift even in an applied tenant; callers say so.
-        self.actions.append(Action(op, verb, resource, env, detail,
-                                   self.drift if drift is None else drift,
-                                   tuple(sorted(params.items()))))
+        self.actions.append(
+            Action(
+                op,
+                verb,
+                resource,
+                env,
+                detail,
+                self.drift if drift is None else drift,
+                tuple(sorted(params.items())),
+            )
+        )
 
 
 COMPUTE_FIELDS = (("cores", "cores"), ("ram_mb", "ram"), ("instances", "instances"))
-NETWORK_FIELDS = (("networks", "networks"), ("subnets", "subnets"), ("ports", "ports"),
-                  ("routers", "routers"), ("floating_ips", "floatingips"),
-                  ("security_groups", "security_groups"),
-                  ("security_group_rules", "security_group_rules"))
+NETWORK_FIELDS = (
+    ("networks", "networks"),
+    ("subnets", "subnets"),
+    ("ports", "ports"),
+    ("routers", "routers"),
+    ("floating_ips", "floatingips"),
+    ("security_groups", "security_groups"),
+    ("security_group_rules", "security_group_rules"),
+)
 VOLUME_FIELDS = (("gigabytes", "gigabytes"), ("volumes", "volumes"), ("snapshots", "snapshots"))
 
 
-def _quota_changes(kind: str, desired: Any, observed: Any, fields_: tuple[tuple[str, str], ...]
-                   ) -> Iterator[tuple[str, int, Quota | None]]:
+def _quota_changes(
+    kind: str, desired: Any, observed: Any, fields_: tuple[tuple[str, str], ...]
+) -> Iterator[tuple[str, int, Quota | None]]:
     for spec_name, api_name in fields_:
         want = getattr(desired, spec_name)
         have: Quota | None = getattr(observed, api_name) if observed is not None else None
@@ -112,61 +136,132 @@ def _plan_quotas(b: _Builder, env: EnvironmentSpec, seen: ObservedEnvironment, p
             if have is not None and have.in_use is not None and want != -1 and have.in_use > want:
                 b.refusals.append(
                     f"{project}: {kind} quota {name} {want} is below current usage {have.in_use} "
-                    f"(limit now {have.limit}); free resources first or ask for at least {have.in_use}")
+                    f"(limit now {have.limit}); free resources first or ask for at least {have.in_use}"
+                )
         detail = ", ".join(f"{n} {h.limit if h else '?'} -> {w}" for n, w, h in changes)
-        b.add(op, "update", f"{kind} quotas {project}", env=env.name, detail=detail,
-              limits=tuple((name, want) for name, want, _ in changes))
+        b.add(
+            op,
+            "update",
+            f"{kind} quotas {project}",
+            env=env.name,
+            detail=detail,
+            limits=tuple((name, want) for name, want, _ in changes),
+        )
 
 
-def _plan_environment(b: _Builder, env: EnvironmentSpec, seen: ObservedEnvironment, cidr: str,
-                      group_ids: dict[str, str]) -> None:
+def _plan_environment(
+    b: _Builder, env: EnvironmentSpec, seen: ObservedEnvironment, cidr: str, group_ids: dict[str, str]
+) -> None:
     spec, name = b.spec, env.name
     project = spec.project_name(name)
     tags = [MANAGED_TAG, org_tag(spec.slug), env_tag(name)]
     if seen.project is None:
-        b.add("ensure_project", "create", f"project {project}", env=name, name=project,
-              description=f"{spec.names['en']} ({name})", tags=tuple(tags))
+        b.add(
+            "ensure_project",
+            "create",
+            f"project {project}",
+            env=name,
+            name=project,
+            description=f"{spec.names['en']} ({name})",
+            tags=tuple(tags),
+        )
     elif MANAGED_TAG not in seen.project.tags:
-        b.add("update_project", "update", f"project {project}", env=name, detail="adopt: add tags",
-              drift=False, tags=tuple(sorted(set(seen.project.tags) | set(tags))), enabled=True)
+        b.add(
+            "update_project",
+            "update",
+            f"project {project}",
+            env=name,
+            detail="adopt: add tags",
+            drift=False,
+            tags=tuple(sorted(set(seen.project.tags) | set(tags))),
+            enabled=True,
+        )
     elif not seen.project.enabled:
-        b.add("update_project", "update", f"project {project}", env=name, detail="enable",
-              tags=tuple(seen.project.tags), enabled=True)
+        b.add(
+            "update_project",
+            "update",
+            f"project {project}",
+            env=name,
+            detail="enable",
+            tags=tuple(seen.project.tags),
+            enabled=True,
+        )
     for group, role in GROUP_ROLES.items():
         gid = group_ids.get(group, "")
         if not gid or (gid, role) not in seen.role_assignments:
-            b.add("assign_role", "create", f"role {role} for {spec.group_name(group)} on {project}",
-                  env=name, group=group, role=role)
+            b.add(
+                "assign_role",
+                "create",
+                f"role {role} for {spec.group_name(group)} on {project}",
+                env=name,
+                group=group,
+                role=role,
+            )
     net_name, subnet_name, router_name = f"{project}-net", f"{project}-subnet", f"{project}-router"
     if seen.network is None:
         b.add("ensure_network", "create", f"network {net_name}", env=name, name=net_name)
     if seen.subnet is None:
-        b.add("ensure_subnet", "create", f"subnet {subnet_name}", env=name, detail=cidr,
-              name=subnet_name, cidr=cidr, dns=tuple(env.dns_nameservers))
+        b.add(
+            "ensure_subnet",
+            "create",
+            f"subnet {subnet_name}",
+            env=name,
+            detail=cidr,
+            name=subnet_name,
+            cidr=cidr,
+            dns=tuple(env.dns_nameservers),
+        )
     elif seen.subnet.cidr != cidr:
-        b.notes.append(f"{project}: subnet {subnet_name} has {seen.subnet.cidr}, the address plan "
-                       f"says {cidr}; left as it is (changing it would renumber every server)")
+        b.notes.append(
+            f"{project}: subnet {subnet_name} has {seen.subnet.cidr}, the address plan "
+            f"says {cidr}; left as it is (changing it would renumber every server)"
+        )
     if seen.router is None or seen.router.external_network_id is None:
-        b.add("ensure_router", "create" if seen.router is None else "update", f"router {router_name}",
-              env=name, detail="gateway to the external network", name=router_name)
+        b.add(
+            "ensure_router",
+            "create" if seen.router is None else "update",
+            f"router {router_name}",
+            env=name,
+            detail="gateway to the external network",
+            name=router_name,
+        )
     if seen.subnet is None or seen.router is None or seen.subnet.id not in seen.router_subnet_ids:
-        b.add("ensure_router_interface", "create", f"interface {router_name} -> {subnet_name}",
-              env=name)
+        b.add("ensure_router_interface", "create", f"interface {router_name} -> {subnet_name}", env=name)
     if seen.baseline_sg is None:
-        b.add("ensure_security_group", "create", f"security group {project}-baseline", env=name,
-              detail="no ingress, all egress")
+        b.add(
+            "ensure_security_group",
+            "create",
+            f"security group {BASELINE_SG} in {project}",
+            env=name,
+            detail="no ingress, all egress",
+        )
     for sg in (g for g in (seen.baseline_sg, seen.default_sg) if g is not None):
         for rule in sg.ingress_rules:
             r = rule.spec
-            what = f"{r.protocol or 'any'} {r.port_range_min or ''}-{r.port_range_max or ''} from " \
-                   f"{r.remote_ip_prefix or r.remote_group_id or 'anywhere'}"
-            b.add("delete_security_group_rule", "delete", f"ingress rule in {project}/{sg.name}",
-                  env=name, detail=what, rule_id=rule.id)
+            what = (
+                f"{r.protocol or 'any'} {r.port_range_min or ''}-{r.port_range_max or ''} from "
+                f"{r.remote_ip_prefix or r.remote_group_id or 'anywhere'}"
+            )
+            b.add(
+                "delete_security_group_rule",
+                "delete",
+                f"ingress rule in {project}/{sg.name}",
+                env=name,
+                detail=what,
+                rule_id=rule.id,
+            )
     _plan_quotas(b, env, seen, project)
 
 
-def plan_tenant(spec: TenantSpec, observed: ObservedTenant, *, allocations: dict[str, str],
-                policy_hcl: str, applied: bool, imported: bool = False) -> Plan:
+def plan_tenant(
+    spec: TenantSpec,
+    observed: ObservedTenant,
+    *,
+    allocations: dict[str, str],
+    policy_hcl: str,
+    applied: bool,
+    imported: bool = False,
+) -> Plan:
     """Every action that brings the cloud and Vault to `spec`, in dependency order.
 
     `applied` says the spec's current generation was converged before, so any difference now
@@ -176,26 +271,35 @@ def plan_tenant(spec: TenantSpec, observed: ObservedTenant, *, allocations: dict
     domain = observed.domain
     tags = (MANAGED_TAG, org_tag(spec.slug))
     if domain is None:
-        b.add("ensure_domain", "create", f"domain {spec.domain_name}",
-              description=spec.names["en"], tags=tags)
+        b.add(
+            "ensure_domain", "create", f"domain {spec.domain_name}", description=spec.names["en"], tags=tags
+        )
     else:
         if MANAGED_TAG not in domain.tags and not imported:
             b.refusals.append(
                 f"a Keystone domain named {spec.domain_name!r} already exists and is not managed by "
-                f"the control plane; adopt it with: controlplane tenants import {spec.slug}")
+                f"the control plane; adopt it with: controlplane tenants import {spec.slug}"
+            )
         if MANAGED_TAG not in domain.tags or not domain.enabled or domain.description != spec.names["en"]:
-            b.add("update_domain", "update", f"domain {spec.domain_name}", drift=False,
-                  detail="adopt / enable / rename", description=spec.names["en"],
-                  tags=tuple(sorted(set(domain.tags) | set(tags))))
+            b.add(
+                "update_domain",
+                "update",
+                f"domain {spec.domain_name}",
+                drift=False,
+                detail="adopt / enable / rename",
+                description=spec.names["en"],
+                tags=tuple(sorted(set(domain.tags) | set(tags))),
+            )
     for project in observed.extra_projects:
-        b.notes.append(f"project {project.name} is not in the spec any more; it is left in place "
-                       "(remove environments through decommission)")
+        b.notes.append(
+            f"project {project.name} is not in the spec any more; it is left in place "
+            "(remove environments through decommission)"
+        )
     group_ids: dict[str, str] = {}
     for group in GROUP_ROLES:
         g = observed.groups.get(group)
         if g is None:
-            b.add("ensure_group", "create", f"group {spec.group_name(group)}",
-                  group=group)
+            b.add("ensure_group", "create", f"group {spec.group_name(group)}", group=group)
         else:
             group_ids[group] = g.id
     for env in spec.environments:
@@ -204,14 +308,26 @@ def plan_tenant(spec: TenantSpec, observed: ObservedTenant, *, allocations: dict
         have = observed.members.get(group, frozenset())
         for username in sorted(set(usernames) - have):
             if username not in observed.users:
-                b.notes.append(f"{spec.group_name(group)}: user {username!r} does not exist in the "
-                               f"domain yet; added once it does")
+                b.notes.append(
+                    f"{spec.group_name(group)}: user {username!r} does not exist in the "
+                    f"domain yet; added once it does"
+                )
                 continue
-            b.add("add_group_member", "create", f"member {username} of {spec.group_name(group)}",
-                  group=group, username=username)
+            b.add(
+                "add_group_member",
+                "create",
+                f"member {username} of {spec.group_name(group)}",
+                group=group,
+                username=username,
+            )
         for username in sorted(have - set(usernames)):
-            b.add("remove_group_member", "delete", f"member {username} of {spec.group_name(group)}",
-                  group=group, username=username)
+            b.add(
+                "remove_group_member",
+                "delete",
+                f"member {username} of {spec.group_name(group)}",
+                group=group,
+                username=username,
+            )
     _plan_vault(b, observed, policy_hcl)
     return Plan(spec.slug, tuple(b.actions), tuple(b.refusals), tuple(b.notes))
 
@@ -223,8 +339,13 @@ def _plan_vault(b: _Builder, observed: ObservedTenant, policy_hcl: str) -> None:
     if observed.policy_hcl is None:
         b.add("ensure_policy", "create", f"vault policy tenant-{slug}", hcl=policy_hcl, drift=False)
     elif observed.policy_hcl.strip() != policy_hcl.strip():
-        b.add("ensure_policy", "update", f"vault policy tenant-{slug}", detail="policy text differs",
-              hcl=policy_hcl)
+        b.add(
+            "ensure_policy",
+            "update",
+            f"vault policy tenant-{slug}",
+            detail="policy text differs",
+            hcl=policy_hcl,
+        )
     if not observed.approle:
         b.add("ensure_approle", "create", f"vault approle tenant-{slug}")
     if not observed.kv_marker:

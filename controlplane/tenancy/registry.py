@@ -28,12 +28,26 @@ def register_spec(session: Session, spec: TenantSpec, *, initiator: str) -> Regi
     tenant = session.get(Tenant, spec.slug)
     digest = spec.digest()
     if tenant is None:
-        tenant = Tenant(slug=spec.slug, kind=spec.kind, name_en=spec.names["en"], spec=spec.to_document(),
-                        spec_digest=digest, source=spec.source, generation=1, phase=Phase.PENDING.value)
+        tenant = Tenant(
+            slug=spec.slug,
+            kind=spec.kind,
+            name_en=spec.names["en"],
+            spec=spec.to_document(),
+            spec_digest=digest,
+            source=spec.source,
+            generation=1,
+            phase=Phase.PENDING.value,
+        )
         session.add(tenant)
         session.flush()
-        record_event(session, action="tenant:create", initiator=initiator, target=f"tenant:{spec.slug}",
-                     org=spec.slug, detail={"source": spec.source, "digest": digest})
+        record_event(
+            session,
+            action="tenant:create",
+            initiator=initiator,
+            target=f"tenant:{spec.slug}",
+            org=spec.slug,
+            detail={"source": spec.source, "digest": digest},
+        )
         return Registration(spec.slug, "created", 1)
     if tenant.spec_digest == digest:
         return Registration(spec.slug, "unchanged", tenant.generation)
@@ -41,16 +55,23 @@ def register_spec(session: Session, spec: TenantSpec, *, initiator: str) -> Regi
     tenant.kind, tenant.name_en = spec.kind, spec.names["en"]
     tenant.generation += 1
     tenant.next_attempt_at = None  # a new spec is worth trying at once
-    record_event(session, action="tenant:update", initiator=initiator, target=f"tenant:{spec.slug}",
-                 org=spec.slug, detail={"generation": tenant.generation, "digest": digest})
+    record_event(
+        session,
+        action="tenant:update",
+        initiator=initiator,
+        target=f"tenant:{spec.slug}",
+        org=spec.slug,
+        detail={"generation": tenant.generation, "digest": digest},
+    )
     return Registration(spec.slug, "updated", tenant.generation)
 
 
 def get_tenant(session: Session, slug: str) -> Tenant:
     tenant = session.get(Tenant, slug)
     if tenant is None:
-        raise NotFound(f"no tenant {slug!r} is registered",
-                       hint="register it with: controlplane tenants apply tenants/")
+        raise NotFound(
+            f"no tenant {slug!r} is registered", hint="register it with: controlplane tenants apply tenants/"
+        )
     return tenant
 
 
@@ -62,20 +83,33 @@ def list_tenants(session: Session) -> list[Tenant]:
     return list(session.scalars(select(Tenant).order_by(Tenant.slug)))
 
 
-def add_event(session: Session, slug: str, kind: str, message: str, *, run_id: str = "",
-              detail: dict[str, Any] | None = None) -> None:
-    session.add(TenantEvent(tenant_slug=slug, kind=kind, message=message, run_id=run_id,
-                            detail=detail or {}))
+def add_event(
+    session: Session,
+    slug: str,
+    kind: str,
+    message: str,
+    *,
+    run_id: str = "",
+    detail: dict[str, Any] | None = None,
+) -> None:
+    session.add(TenantEvent(tenant_slug=slug, kind=kind, message=message, run_id=run_id, detail=detail or {}))
 
 
 def recent_events(session: Session, slug: str, limit: int = 50) -> list[TenantEvent]:
-    return list(session.scalars(select(TenantEvent).where(TenantEvent.tenant_slug == slug)
-                                .order_by(TenantEvent.id.desc()).limit(limit)))
+    return list(
+        session.scalars(
+            select(TenantEvent)
+            .where(TenantEvent.tenant_slug == slug)
+            .order_by(TenantEvent.id.desc())
+            .limit(limit)
+        )
+    )
 
 
 def remember_resource(session: Session, slug: str, key: str, external_id: str) -> None:
-    row = session.scalar(select(TenantResource).where(TenantResource.tenant_slug == slug,
-                                                      TenantResource.key == key))
+    row = session.scalar(
+        select(TenantResource).where(TenantResource.tenant_slug == slug, TenantResource.key == key)
+    )
     if row is None:
         session.add(TenantResource(tenant_slug=slug, key=key, external_id=external_id))
     elif row.external_id != external_id:
@@ -83,22 +117,34 @@ def remember_resource(session: Session, slug: str, key: str, external_id: str) -
 
 
 def resources_of(session: Session, slug: str) -> dict[str, str]:
-    return {r.key: r.external_id for r in session.scalars(
-        select(TenantResource).where(TenantResource.tenant_slug == slug))}
+    return {
+        r.key: r.external_id
+        for r in session.scalars(select(TenantResource).where(TenantResource.tenant_slug == slug))
+    }
 
 
 def archive_public_keys(session: Session, slug: str, key_name: str, public_keys: dict[int, bytes]) -> int:
     """Keep every version's public key: Vault stops listing retired versions, verifiers must not."""
-    known = set(session.scalars(select(SigningPublicKey.version).where(SigningPublicKey.key_name == key_name)))
+    known = set(
+        session.scalars(select(SigningPublicKey.version).where(SigningPublicKey.key_name == key_name))
+    )
     added = 0
     for version, raw in sorted(public_keys.items()):
         if version not in known:
-            session.add(SigningPublicKey(tenant_slug=slug, key_name=key_name, version=version,
-                                         public_key=base64.b64encode(raw).decode()))
+            session.add(
+                SigningPublicKey(
+                    tenant_slug=slug,
+                    key_name=key_name,
+                    version=version,
+                    public_key=base64.b64encode(raw).decode(),
+                )
+            )
             added += 1
     return added
 
 
 def archived_public_keys(session: Session, slug: str) -> dict[int, str]:
-    return {k.version: k.public_key for k in session.scalars(
-        select(SigningPublicKey).where(SigningPublicKey.tenant_slug == slug))}
+    return {
+        k.version: k.public_key
+        for k in session.scalars(select(SigningPublicKey).where(SigningPublicKey.tenant_slug == slug))
+    }

@@ -20,25 +20,41 @@ def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def register_specs(db: Database, specs: Sequence[TenantSpec], *, initiator: str) -> list[registry.Registration]:
+def register_specs(
+    db: Database, specs: Sequence[TenantSpec], *, initiator: str
+) -> list[registry.Registration]:
     """Accept all specs in one transaction: either every one is stored or none is."""
     with db.transaction() as s:
         return [registry.register_spec(s, spec, initiator=initiator) for spec in specs]
 
 
-def reconcile_many(slugs: Sequence[str], *, db: Database, backends: Backends, settings: Settings,
-                   concurrency: int = 4, initiator: str = "system:reconciler",
-                   progress: Callable[[str, str], None] | None = None,
-                   run_baseline_playbook: bool = True) -> list[Outcome]:
+def reconcile_many(
+    slugs: Sequence[str],
+    *,
+    db: Database,
+    backends: Backends,
+    settings: Settings,
+    concurrency: int = 4,
+    initiator: str = "system:reconciler",
+    progress: Callable[[str, str], None] | None = None,
+    run_baseline_playbook: bool = True,
+) -> list[Outcome]:
     """Reconcile tenants in parallel; one tenant's failure never stops the others.
     At most `concurrency` tenants (so at most that many API calls) are in flight at once."""
     owner = worker_identity()
 
     def one(slug: str) -> Outcome:
         try:
-            return reconcile_tenant(slug, db=db, backends=backends, settings=settings, owner=owner,
-                                    initiator=initiator, progress=progress,
-                                    run_baseline_playbook=run_baseline_playbook)
+            return reconcile_tenant(
+                slug,
+                db=db,
+                backends=backends,
+                settings=settings,
+                owner=owner,
+                initiator=initiator,
+                progress=progress,
+                run_baseline_playbook=run_baseline_playbook,
+            )
         except InvalidInput as exc:
             return Outcome(slug, "refused", error=exc.message)
 
@@ -49,13 +65,21 @@ def reconcile_many(slugs: Sequence[str], *, db: Database, backends: Backends, se
 def mark_imported(db: Database, backends: Backends, spec: TenantSpec, *, initiator: str) -> None:
     """Adopt an existing domain (and its projects) named like the spec: the next apply tags them."""
     if backends.cloud.find_domain(spec.domain_name) is None:
-        raise NotFound(f"there is no Keystone domain named {spec.domain_name!r} to import",
-                       hint="apply the spec instead to create it")
+        raise NotFound(
+            f"there is no Keystone domain named {spec.domain_name!r} to import",
+            hint="apply the spec instead to create it",
+        )
     from controlplane.audit import record_event
 
     with db.transaction() as s:
         registry.register_spec(s, spec, initiator=initiator)
         tenant = registry.get_tenant(s, spec.slug)
         tenant.imported = True
-        record_event(s, action="tenant:import", initiator=initiator, target=f"tenant:{spec.slug}",
-                     org=spec.slug, detail={"domain": spec.domain_name})
+        record_event(
+            s,
+            action="tenant:import",
+            initiator=initiator,
+            target=f"tenant:{spec.slug}",
+            org=spec.slug,
+            detail={"domain": spec.domain_name},
+        )

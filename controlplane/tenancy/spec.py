@@ -93,14 +93,17 @@ class TenantSpec:
     def to_document(self) -> dict[str, Any]:
         """The spec back as the YAML/JSON document shape (what the database stores)."""
         doc: dict[str, Any] = {
-            "apiVersion": "controlplane/v1", "kind": "Tenant",
+            "apiVersion": "controlplane/v1",
+            "kind": "Tenant",
             "organisation": {"slug": self.slug, "kind": self.kind, "names": dict(self.names)},
             "environments": {
                 e.name: {
-                    "quotas": asdict(e.quotas), "subnet_prefix": e.subnet_prefix,
+                    "quotas": asdict(e.quotas),
+                    "subnet_prefix": e.subnet_prefix,
                     **({"dns_nameservers": list(e.dns_nameservers)} if e.dns_nameservers else {}),
                     **({"description": e.description} if e.description else {}),
-                } for e in self.environments
+                }
+                for e in self.environments
             },
             "people": {k: list(v) for k, v in self.people.items()},
             "services": list(self.services),
@@ -162,8 +165,9 @@ def parse_spec(text: str, *, source: str) -> TenantSpec:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
-        raise SpecError([f"{source}:{line}: (document): not valid YAML: "
-                         f"{getattr(exc, 'problem', exc)}"]) from None
+        raise SpecError(
+            [f"{source}:{line}: (document): not valid YAML: {getattr(exc, 'problem', exc)}"]
+        ) from None
     if node is None or not isinstance(data, dict):
         raise SpecError([f"{source}:1: (document): expected a mapping with organisation and environments"])
     lines = _line_index(node)
@@ -173,8 +177,9 @@ def parse_spec(text: str, *, source: str) -> TenantSpec:
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
             for key in extra:
-                problems.append(f"{source}:{_locate(lines, [*path, key])}: {_dotted([*path, key])}: "
-                                "unknown field")
+                problems.append(
+                    f"{source}:{_locate(lines, [*path, key])}: {_dotted([*path, key])}: unknown field"
+                )
             continue
         problems.append(f"{source}:{_locate(lines, path)}: {_dotted(path)}: {error.message}")
     if problems:
@@ -183,8 +188,9 @@ def parse_spec(text: str, *, source: str) -> TenantSpec:
     slug = data["organisation"]["slug"]
     if stem != slug and not source.startswith("<"):
         line = _locate(lines, ["organisation", "slug"])
-        raise SpecError([f"{source}:{line}: organisation.slug: {slug!r} must match the file name "
-                         f"({stem}.yaml)"])
+        raise SpecError(
+            [f"{source}:{line}: organisation.slug: {slug!r} must match the file name ({stem}.yaml)"]
+        )
     return _to_spec(data, source)
 
 
@@ -193,19 +199,27 @@ def _to_spec(data: dict[str, Any], source: str) -> TenantSpec:
     envs = []
     for name, env in sorted(data["environments"].items()):
         q = env["quotas"]
-        envs.append(EnvironmentSpec(
-            name=name,
-            quotas=Quotas(ComputeQuota(**q["compute"]), NetworkQuota(**q["network"]),
-                          VolumeQuota(**q["volume"])),
-            subnet_prefix=env.get("subnet_prefix", 24),
-            dns_nameservers=tuple(env.get("dns_nameservers", ())),
-            description=env.get("description", ""),
-        ))
+        envs.append(
+            EnvironmentSpec(
+                name=name,
+                quotas=Quotas(
+                    ComputeQuota(**q["compute"]), NetworkQuota(**q["network"]), VolumeQuota(**q["volume"])
+                ),
+                subnet_prefix=env.get("subnet_prefix", 24),
+                dns_nameservers=tuple(env.get("dns_nameservers", ())),
+                description=env.get("description", ""),
+            )
+        )
     people = {g: tuple(sorted(data.get("people", {}).get(g, ()))) for g in GROUP_ROLES}
     return TenantSpec(
-        slug=org["slug"], kind=org["kind"], names=dict(org["names"]), environments=tuple(envs),
-        people=people, services=tuple(sorted(data.get("services", ()))),
-        contact=org.get("contact", ""), source=source,
+        slug=org["slug"],
+        kind=org["kind"],
+        names=dict(org["names"]),
+        environments=tuple(envs),
+        people=people,
+        services=tuple(sorted(data.get("services", ()))),
+        contact=org.get("contact", ""),
+        source=source,
     )
 
 
@@ -230,8 +244,9 @@ def load_specs(directory: Path) -> list[TenantSpec]:
     seen: dict[str, str] = {}
     for spec in specs:
         if spec.slug in seen:
-            problems.append(f"{spec.source}:1: organisation.slug: {spec.slug!r} is also used by "
-                            f"{seen[spec.slug]}")
+            problems.append(
+                f"{spec.source}:1: organisation.slug: {spec.slug!r} is also used by {seen[spec.slug]}"
+            )
         seen[spec.slug] = spec.source
     if problems:
         raise SpecError(problems)

@@ -26,18 +26,28 @@ def due_tenants(db: Database) -> list[str]:
     """Tenants in an active phase whose backoff (if any) has passed."""
     now = utcnow()
     with db.transaction() as s:
-        return list(s.scalars(
-            select(Tenant.slug)
-            .where(Tenant.phase.in_([p.value for p in ACTIVE_PHASES]))
-            .where(or_(Tenant.next_attempt_at.is_(None), Tenant.next_attempt_at <= now))
-            .order_by(Tenant.slug)))
+        return list(
+            s.scalars(
+                select(Tenant.slug)
+                .where(Tenant.phase.in_([p.value for p in ACTIVE_PHASES]))
+                .where(or_(Tenant.next_attempt_at.is_(None), Tenant.next_attempt_at <= now))
+                .order_by(Tenant.slug)
+            )
+        )
 
 
-def run_pass(*, db: Database, backends: Backends, settings: Settings, concurrency: int,
-             progress: Callable[[str, str], None] | None = None) -> list[Outcome]:
+def run_pass(
+    *,
+    db: Database,
+    backends: Backends,
+    settings: Settings,
+    concurrency: int,
+    progress: Callable[[str, str], None] | None = None,
+) -> list[Outcome]:
     slugs = due_tenants(db)
-    outcomes = reconcile_many(slugs, db=db, backends=backends, settings=settings,
-                              concurrency=concurrency, progress=progress)
+    outcomes = reconcile_many(
+        slugs, db=db, backends=backends, settings=settings, concurrency=concurrency, progress=progress
+    )
     for o in outcomes:
         if o.status in ("failed", "refused"):
             log.warning("tenant %s %s: %s", o.slug, o.status, o.error)
@@ -46,8 +56,16 @@ def run_pass(*, db: Database, backends: Backends, settings: Settings, concurrenc
     return outcomes
 
 
-def run_worker(*, db: Database, backends: Backends, settings: Settings, once: bool, interval: int,
-               concurrency: int, progress: Callable[[str, str], None] | None = None) -> None:
+def run_worker(
+    *,
+    db: Database,
+    backends: Backends,
+    settings: Settings,
+    once: bool,
+    interval: int,
+    concurrency: int,
+    progress: Callable[[str, str], None] | None = None,
+) -> None:
     stop = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
@@ -57,8 +75,9 @@ def run_worker(*, db: Database, backends: Backends, settings: Settings, once: bo
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     while not stop.is_set():
-        outcomes = run_pass(db=db, backends=backends, settings=settings, concurrency=concurrency,
-                            progress=progress)
+        outcomes = run_pass(
+            db=db, backends=backends, settings=settings, concurrency=concurrency, progress=progress
+        )
         log.info("pass done: %d tenant(s)", len(outcomes))
         if once:
             return

@@ -6,19 +6,30 @@ from pathlib import Path
 
 import pytest
 
+from controlplane.errors import Conflict
 from controlplane.settings import REPO_ROOT
 from controlplane.tenancy.addressing import next_free_subnet
 from controlplane.tenancy.phases import TRANSITIONS, Phase, check_transition
 from controlplane.tenancy.spec import SpecError, load_specs, parse_spec
-from controlplane.errors import Conflict
 
 TENANTS = REPO_ROOT / "tenants"
 
 
 def test_shipped_examples_cover_the_government() -> None:
     specs = {s.slug: s for s in load_specs(TENANTS)}
-    for slug in ("cabinet", "health", "interior", "education", "finance", "planning", "gov-baghdad",
-                 "gov-basra", "krg-representation", "shared-verification", "shared-mail"):
+    for slug in (
+        "cabinet",
+        "health",
+        "interior",
+        "education",
+        "finance",
+        "planning",
+        "gov-baghdad",
+        "gov-basra",
+        "krg-representation",
+        "shared-verification",
+        "shared-mail",
+    ):
         assert slug in specs, slug
     assert {s.kind for s in specs.values()} == {"ministry", "governorate", "agency", "shared-service"}
     for spec in specs.values():
@@ -30,7 +41,11 @@ def _health_text() -> str:
 
 
 def test_errors_name_file_line_and_field(tmp_path: Path) -> None:
-    text = _health_text().replace("cores: 32", "cores: -5").replace("  kind: ministry", "  kind: ministry\n  colour: red")
+    text = (
+        _health_text()
+        .replace("cores: 32", "cores: -5")
+        .replace("  kind: ministry", "  kind: ministry\n  colour: red")
+    )
     (tmp_path / "health.yaml").write_text(text, encoding="utf-8")
     with pytest.raises(SpecError) as info:
         load_specs(tmp_path)
@@ -38,17 +53,24 @@ def test_errors_name_file_line_and_field(tmp_path: Path) -> None:
     lines = text.splitlines()
     cores_line = next(i for i, line in enumerate(lines, 1) if "cores: -5" in line)
     colour_line = next(i for i, line in enumerate(lines, 1) if "colour" in line)
-    assert f"{tmp_path / 'health.yaml'}:{cores_line}: environments.prod.quotas.compute.cores: -5 is less than the minimum of 0" in problems
+    assert (
+        f"{tmp_path / 'health.yaml'}:{cores_line}: environments.prod.quotas.compute.cores: "
+        "-5 is less than the minimum of 0"
+        in problems
+    )
     assert f"{tmp_path / 'health.yaml'}:{colour_line}: organisation.colour: unknown field" in problems
 
 
-@pytest.mark.parametrize("mutate, expected", [
-    (lambda t: t.replace("slug: health", "slug: Health!"), "organisation.slug"),
-    (lambda t: t.replace("ram_mb: 65536", "ram_mb: lots"), "environments.prod.quotas.compute.ram_mb"),
-    (lambda t: t.replace("kind: ministry", "kind: company"), "organisation.kind"),
-    (lambda t: t.replace("    en: Ministry of Health\n", ""), "organisation.names"),
-    (lambda t: t + "extra: [unclosed\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda t: t.replace("slug: health", "slug: Health!"), "organisation.slug"),
+        (lambda t: t.replace("ram_mb: 65536", "ram_mb: lots"), "environments.prod.quotas.compute.ram_mb"),
+        (lambda t: t.replace("kind: ministry", "kind: company"), "organisation.kind"),
+        (lambda t: t.replace("    en: Ministry of Health\n", ""), "organisation.names"),
+        (lambda t: t + "extra: [unclosed\n", "not valid YAML"),
+    ],
+)
 def test_bad_specs_are_refused(mutate, expected) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(SpecError) as info:
         parse_spec(mutate(_health_text()), source="health.yaml")
