@@ -15,7 +15,7 @@ from controlplane.errors import InvalidSettings
 
 ENV_PREFIX = "CONTROLPLANE_"
 # CONTROLPLANE_* variables that steer tools rather than the service; not settings.
-NON_SETTING_ENV = frozenset({"CONFIG", "DEBUG", "TEST_DATABASE_URL"})
+NON_SETTING_ENV = frozenset({"CONFIG", "DEBUG", "TEST_DATABASE_URL", "FAULT_KILL_AFTER_ACTION", "ANSIBLE_RUN"})
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SUPPORTED_DB_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
