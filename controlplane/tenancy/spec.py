@@ -17,7 +17,9 @@ from controlplane.errors import InvalidInput
 from controlplane.settings import REPO_ROOT
 
 SCHEMA_PATH = REPO_ROOT / "tenants" / "tenant.schema.json"
-GROUP_ROLES = {"admins": "admin", "members": "member", "readers": "reader"}
+# Keystone's "admin" role is cloud-wide in practice (context_is_admin), so a ministry's admins get
+# "manager" (which implies member and reader), never "admin".
+GROUP_ROLES = {"admins": "manager", "members": "member", "readers": "reader"}
 
 
 @dataclass(frozen=True)

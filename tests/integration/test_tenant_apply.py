@@ -57,7 +57,7 @@ def test_apply_creates_every_resource_then_changes_nothing(
         assert project is not None and project.enabled
         roles = {(a.group_id, a.role_name) for a in cloud.list_role_assignments(project.id)}
         assert roles >= {
-            (groups["admins"].id, "admin"),
+            (groups["admins"].id, "manager"),
             (groups["members"].id, "member"),  # type: ignore[union-attr]
             (groups["readers"].id, "reader"),
         }  # type: ignore[union-attr]
