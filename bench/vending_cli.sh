@@ -9,7 +9,7 @@ os() { openstack "$@" > /dev/null; }
 prj=$slug-prod
 
 if [ "$op" = create ]; then
-  os domain create --description "bench tenant $slug" --tag cp-managed "$slug"
+  os domain create --description "bench tenant $slug" "$slug"
   for g in admins members readers; do os group create --domain "$slug" "$slug-$g"; done
   os project create --domain "$slug" --tag cp-managed "$prj"
   os role add --group "$slug-admins" --group-domain "$slug" --project "$prj" --project-domain "$slug" manager

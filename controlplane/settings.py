@@ -15,7 +15,9 @@ from controlplane.errors import InvalidSettings
 
 ENV_PREFIX = "CONTROLPLANE_"
 # CONTROLPLANE_* variables that steer tools rather than the service; not settings.
-NON_SETTING_ENV = frozenset({"CONFIG", "DEBUG", "TEST_DATABASE_URL", "FAULT_KILL_AFTER_ACTION", "ANSIBLE_RUN"})
+NON_SETTING_ENV = frozenset(
+    {"CONFIG", "DEBUG", "TEST_DATABASE_URL", "FAULT_KILL_AFTER_ACTION", "ANSIBLE_RUN"}
+)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SUPPORTED_DB_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -149,7 +151,8 @@ def load_settings(
             values[name] = env[upstream]
 
     instance_path = str(
-        (overrides or {}).get("instance_path") or env.get(ENV_PREFIX + "INSTANCE_PATH")
+        (overrides or {}).get("instance_path")
+        or env.get(ENV_PREFIX + "INSTANCE_PATH")
         or _default_instance_path()
     )
     path = config_file or env.get(ENV_PREFIX + "CONFIG") or Path(instance_path) / "controlplane.toml"
@@ -169,9 +172,9 @@ def load_settings(
         problems.append(f"config file {path} does not exist")
 
     for key, raw in env.items():
-        if not key.startswith(ENV_PREFIX) or key[len(ENV_PREFIX):] in NON_SETTING_ENV:
+        if not key.startswith(ENV_PREFIX) or key[len(ENV_PREFIX) :] in NON_SETTING_ENV:
             continue
-        name = key[len(ENV_PREFIX):].lower()
+        name = key[len(ENV_PREFIX) :].lower()
         if name not in known:
             # Typos in deployment manifests otherwise go unnoticed for months.
             problems.append(f"{key}: unknown setting (known: {', '.join(sorted(known))})")

@@ -157,6 +157,19 @@ def apply(
 
 
 @tenants.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False))
+@pass_ctx
+def register(ctx: Any, directory: str | None) -> None:
+    """Store the specs as desired state without converging; the worker applies them."""
+    from controlplane.tenancy.service import register_specs
+
+    specs = _load(directory, ctx)
+    _settings, db, _backends = _env(ctx)
+    for r in register_specs(db, specs, initiator="cli:tenants-register"):
+        click.echo(f"{r.slug:<22} {r.change:<9} generation {r.generation}")
+
+
+@tenants.command()
 @pass_ctx
 def status(ctx: Any) -> None:
     """Phase, generation, drift and last error of every registered tenant."""

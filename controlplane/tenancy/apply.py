@@ -165,6 +165,18 @@ def _delete_rule(ctx: ApplyContext, a: Action) -> str:
     return str(a.param("rule_id"))
 
 
+def _harden_default_sg(ctx: ApplyContext, a: Action) -> str:
+    cloud = ctx.backends.cloud
+    project_id = ctx.need(ctx.projects, a.env, "project")
+    # Looking the group up by project makes Neutron create it if it does not exist yet.
+    group = cloud.find_security_group("default", project_id=project_id)
+    if group is None:
+        group = cloud.ensure_security_group("default", project_id=project_id)
+    for rule in group.ingress_rules:
+        cloud.delete_security_group_rule(rule.id)
+    return group.id
+
+
 def _quota_setter(method: str) -> Callable[[ApplyContext, Action], str]:
     def handler(ctx: ApplyContext, a: Action) -> str:
         pid = ctx.need(ctx.projects, a.env, "project")
@@ -226,6 +238,7 @@ HANDLERS: dict[str, Callable[[ApplyContext, Action], str]] = {
     "ensure_router_interface": _ensure_router_interface,
     "ensure_security_group": _ensure_security_group,
     "delete_security_group_rule": _delete_rule,
+    "harden_default_security_group": _harden_default_sg,
     "set_compute_quotas": _quota_setter("set_compute_quotas"),
     "set_network_quotas": _quota_setter("set_network_quotas"),
     "set_volume_quotas": _quota_setter("set_volume_quotas"),

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from controlplane.backends.cloud import Quota
+from controlplane.backends.cloud import Quota, SecurityGroupRule
 from controlplane.tenancy.observed import (
     BASELINE_SG,
     MANAGED_TAG,
@@ -149,6 +149,12 @@ def _plan_quotas(b: _Builder, env: EnvironmentSpec, seen: ObservedEnvironment, p
         )
 
 
+def _describe_rule(rule: SecurityGroupRule) -> str:
+    r = rule.spec
+    ports = f" {r.port_range_min}-{r.port_range_max}" if r.port_range_min is not None else ""
+    return f"{r.protocol or 'any'}{ports} from {r.remote_ip_prefix or r.remote_group_id or 'anywhere'}"
+
+
 def _plan_environment(
     b: _Builder, env: EnvironmentSpec, seen: ObservedEnvironment, cidr: str, group_ids: dict[str, str]
 ) -> None:
@@ -235,21 +241,27 @@ def _plan_environment(
             env=name,
             detail="no ingress, all egress",
         )
-    for sg in (g for g in (seen.baseline_sg, seen.default_sg) if g is not None):
-        for rule in sg.ingress_rules:
-            r = rule.spec
-            what = (
-                f"{r.protocol or 'any'} {r.port_range_min or ''}-{r.port_range_max or ''} from "
-                f"{r.remote_ip_prefix or r.remote_group_id or 'anywhere'}"
-            )
-            b.add(
-                "delete_security_group_rule",
-                "delete",
-                f"ingress rule in {project}/{sg.name}",
-                env=name,
-                detail=what,
-                rule_id=rule.id,
-            )
+    for rule in seen.baseline_sg.ingress_rules if seen.baseline_sg else ():
+        b.add(
+            "delete_security_group_rule",
+            "delete",
+            f"ingress rule in {project}/{BASELINE_SG}",
+            env=name,
+            detail=_describe_rule(rule),
+            rule_id=rule.id,
+        )
+    # Neutron gives every project a "default" group that admits traffic from its members, and makes
+    # it on first use, so a new project's group does not exist yet when we plan: harden it after.
+    default_ingress = seen.default_sg.ingress_rules if seen.default_sg else ()
+    if seen.project is None or seen.default_sg is None or default_ingress:
+        detail = ", ".join(_describe_rule(r) for r in default_ingress) or "remove its ingress rules"
+        b.add(
+            "harden_default_security_group",
+            "update",
+            f"security group default in {project}",
+            env=name,
+            detail=detail,
+        )
     _plan_quotas(b, env, seen, project)
 
 

@@ -41,7 +41,6 @@ Progress = Callable[[str, str], None]  # (tenant slug, message)
 # Fault injection for the crash-at-every-step tests: the worker SIGKILLs itself right after the
 # N-th action's backend call returned, before recording it. Not a setting; never set in production.
 FAULT_KILL_ENV = "CONTROLPLANE_FAULT_KILL_AFTER_ACTION"
-MAX_ROUNDS = 3
 
 
 @dataclass
@@ -158,41 +157,32 @@ class _TenantPass:
                 for e in spec.environments
             }
         try:
-            outcome = Outcome(self.slug, "converged")
-            for round_ in range(1, MAX_ROUNDS + 1):
-                # Applying can make the cloud create things of its own (Neutron adds a "default"
-                # security group to a project on first use), so look again until nothing is left.
-                self.say(self.slug, "observing" if round_ == 1 else f"observing again (round {round_})")
-                observed = observe_tenant(spec, self.backends)
-                plan = plan_tenant(
-                    spec,
-                    observed,
-                    allocations=allocations,
-                    policy_hcl=_policy_for(self.settings, self.slug),
-                    applied=applied,
-                    imported=imported,
-                )
-                if plan.refusals:
-                    self._refuse(plan)
-                ctx = ApplyContext.from_observed(spec, self.backends, observed)
-                if round_ == 1:
-                    outcome.plan, outcome.drift, outcome.notes = plan, len(plan.drift), list(plan.notes)
-                if plan.empty:
-                    break
+            self.say(self.slug, "observing")
+            observed = observe_tenant(spec, self.backends)
+            plan = plan_tenant(
+                spec,
+                observed,
+                allocations=allocations,
+                policy_hcl=_policy_for(self.settings, self.slug),
+                applied=applied,
+                imported=imported,
+            )
+            if plan.refusals:
+                self._refuse(plan)
+            outcome = Outcome(
+                self.slug, "converged", drift=len(plan.drift), plan=plan, notes=list(plan.notes)
+            )
+            ctx = ApplyContext.from_observed(spec, self.backends, observed)
+            if not plan.empty:
                 self._start(plan, phase)
                 _apply_actions(
                     plan, ctx, db=self.db, slug=self.slug, owner=self.owner, run_id=self.run_id, say=self.say
                 )
-                outcome.status, outcome.actions = "changed", outcome.actions + len(plan.actions)
-                applied = False  # what the next round finds is follow-on work, not drift
-            else:
-                raise TemporaryError(
-                    f"tenant {self.slug} still had changes after {MAX_ROUNDS} rounds", backend="controlplane"
-                )
+                outcome.status, outcome.actions = "changed", len(plan.actions)
             self._keep_records(ctx)
             if run_baseline_playbook:
                 self._baseline(spec)
-            self._finish(outcome.plan or plan, generation)
+            self._finish(plan, generation)
         except InvalidInput:
             raise
         except ControlPlaneError as exc:

@@ -17,14 +17,33 @@ pytestmark = pytest.mark.integration
 DEVCLOUD = str(REPO_ROOT / "scripts" / "devcloud")
 
 
-def _doctor(instance: Path, clouds_yaml: Path, vault_addr: str, token: str) -> subprocess.CompletedProcess[str]:
+def _doctor(
+    instance: Path, clouds_yaml: Path, vault_addr: str, token: str
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTROLPLANE_", "VAULT_", "OS_"))}
-    env.update({"CONTROLPLANE_INSTANCE_PATH": str(instance), "CONTROLPLANE_CLOUDS_YAML": str(clouds_yaml),
-                "CONTROLPLANE_VAULT_ADDR": vault_addr, "CONTROLPLANE_VAULT_TOKEN": token})
-    subprocess.run([sys.executable, "-m", "controlplane", "db", "upgrade"], env=env, check=True,
-                   capture_output=True, timeout=60)
-    return subprocess.run([sys.executable, "-m", "controlplane", "doctor"], env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+    env.update(
+        {
+            "CONTROLPLANE_INSTANCE_PATH": str(instance),
+            "CONTROLPLANE_CLOUDS_YAML": str(clouds_yaml),
+            "CONTROLPLANE_VAULT_ADDR": vault_addr,
+            "CONTROLPLANE_VAULT_TOKEN": token,
+        }
+    )
+    subprocess.run(
+        [sys.executable, "-m", "controlplane", "db", "upgrade"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "controlplane", "doctor"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -36,18 +55,29 @@ def keystone_stopped() -> Iterator[None]:
         subprocess.run([DEVCLOUD, "start", "keystone"], check=True, capture_output=True, timeout=300)
 
 
-def test_doctor_passes_with_every_service_up(tmp_path: Path, clouds_yaml: Path, vault_server: object,
-                                             controlplane_token: str) -> None:
+def test_doctor_passes_with_every_service_up(
+    tmp_path: Path, clouds_yaml: Path, vault_server: object, controlplane_token: str
+) -> None:
     result = _doctor(tmp_path, clouds_yaml, vault_server.addr, controlplane_token)  # type: ignore[attr-defined]
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    for name in ("database", "openstack:keystone", "openstack:neutron", "openstack:nova", "openstack:placement",
-                 "openstack:glance", "openstack:cinder", "vault", "ansible"):
+    for name in (
+        "database",
+        "openstack:keystone",
+        "openstack:neutron",
+        "openstack:nova",
+        "openstack:placement",
+        "openstack:glance",
+        "openstack:cinder",
+        "vault",
+        "ansible",
+    ):
         assert any(line.startswith("ok") and f" {name} " in line for line in lines), name
 
 
-def test_doctor_names_a_stopped_keystone_and_fails(tmp_path: Path, clouds_yaml: Path, vault_server: object,
-                                                   controlplane_token: str, keystone_stopped: None) -> None:
+def test_doctor_names_a_stopped_keystone_and_fails(
+    tmp_path: Path, clouds_yaml: Path, vault_server: object, controlplane_token: str, keystone_stopped: None
+) -> None:
     result = _doctor(tmp_path, clouds_yaml, vault_server.addr, controlplane_token)  # type: ignore[attr-defined]
     assert result.returncode == 1
     keystone = next(line for line in result.stdout.splitlines() if " openstack:keystone " in line)

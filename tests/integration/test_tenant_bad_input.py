@@ -27,20 +27,32 @@ pytestmark = pytest.mark.integration
 
 def _cli(settings: Settings, *args: str, vault_token: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTROLPLANE_", "VAULT_", "OS_"))}
-    env.update({
-        "CONTROLPLANE_INSTANCE_PATH": settings.instance_path,
-        "CONTROLPLANE_DATABASE_URL": settings.effective_database_url,
-        "CONTROLPLANE_CLOUDS_YAML": settings.clouds_yaml,
-        "CONTROLPLANE_VAULT_ADDR": settings.vault_addr,
-        "CONTROLPLANE_VAULT_TOKEN": vault_token,
-    })
-    return subprocess.run([sys.executable, "-m", "controlplane", *args], env=env, capture_output=True,
-                          text=True, timeout=300, check=False)
+    env.update(
+        {
+            "CONTROLPLANE_INSTANCE_PATH": settings.instance_path,
+            "CONTROLPLANE_DATABASE_URL": settings.effective_database_url,
+            "CONTROLPLANE_CLOUDS_YAML": settings.clouds_yaml,
+            "CONTROLPLANE_VAULT_ADDR": settings.vault_addr,
+            "CONTROLPLANE_VAULT_TOKEN": vault_token,
+        }
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "controlplane", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_invalid_spec_applies_nothing_and_names_file_line_field(
-    database: Database, tenancy_settings: Settings, controlplane_token: str, specs_dir: Path,
-    tenant_slug: str, backends: Backends,
+    database: Database,
+    tenancy_settings: Settings,
+    controlplane_token: str,
+    specs_dir: Path,
+    tenant_slug: str,
+    backends: Backends,
 ) -> None:
     good = specs_dir / f"{tenant_slug}.yaml"
     good.write_text(spec_text(tenant_slug), encoding="utf-8")
@@ -50,7 +62,10 @@ def test_invalid_spec_applies_nothing_and_names_file_line_field(
     line = next(i for i, text in enumerate(bad.read_text().splitlines(), 1) if "instances: many" in text)
     result = _cli(tenancy_settings, "tenants", "apply", str(specs_dir), vault_token=controlplane_token)
     assert result.returncode == 1
-    assert f"{bad}:{line}: environments.prod.quotas.compute.instances: 'many' is not of type 'integer'" in result.stderr
+    assert (
+        f"{bad}:{line}: environments.prod.quotas.compute.instances: 'many' is not of type 'integer'"
+        in result.stderr
+    )
     assert "Traceback" not in result.stderr
     with database.transaction() as s:
         assert s.scalar(select(func.count()).select_from(Tenant)) == 0
@@ -58,15 +73,28 @@ def test_invalid_spec_applies_nothing_and_names_file_line_field(
 
 
 def test_quota_below_usage_is_refused_with_the_usage_shown(
-    database: Database, backends: Backends, tenancy_settings: Settings, tenant_slug: str,
-    write_spec: Callable[..., TenantSpec], purge: Callable[[str], None],
+    database: Database,
+    backends: Backends,
+    tenancy_settings: Settings,
+    tenant_slug: str,
+    write_spec: Callable[..., TenantSpec],
+    purge: Callable[[str], None],
 ) -> None:
     purge(tenant_slug)
     cloud = backends.cloud
     spec = write_spec(tenant_slug, staging=False)
     register_specs(database, [spec], initiator="test")
-    assert reconcile_tenant(tenant_slug, db=database, backends=backends, settings=tenancy_settings,
-                            owner="test:1", run_baseline_playbook=False).status == "changed"
+    assert (
+        reconcile_tenant(
+            tenant_slug,
+            db=database,
+            backends=backends,
+            settings=tenancy_settings,
+            owner="test:1",
+            run_baseline_playbook=False,
+        ).status
+        == "changed"
+    )
     domain = cloud.find_domain(tenant_slug)
     assert domain is not None
     project = cloud.find_project(f"{tenant_slug}-prod", domain_id=domain.id)
@@ -79,8 +107,14 @@ def test_quota_below_usage_is_refused_with_the_usage_shown(
     shrunk = write_spec(tenant_slug, staging=False, cores=0)
     register_specs(database, [shrunk], initiator="test")
     with pytest.raises(InvalidInput, match="compute quota cores 0 is below current usage 1"):
-        reconcile_tenant(tenant_slug, db=database, backends=backends, settings=tenancy_settings,
-                         owner="test:1", run_baseline_playbook=False)
+        reconcile_tenant(
+            tenant_slug,
+            db=database,
+            backends=backends,
+            settings=tenancy_settings,
+            owner="test:1",
+            run_baseline_playbook=False,
+        )
     assert cloud.get_compute_quotas(project.id).cores.limit == 32, "nothing was applied"
     with database.transaction() as s:
         tenant = s.get(Tenant, tenant_slug)
@@ -88,8 +122,12 @@ def test_quota_below_usage_is_refused_with_the_usage_shown(
 
 
 def test_name_of_an_unmanaged_domain_is_refused_unless_imported(
-    database: Database, backends: Backends, tenancy_settings: Settings, tenant_slug: str,
-    write_spec: Callable[..., TenantSpec], purge: Callable[[str], None],
+    database: Database,
+    backends: Backends,
+    tenancy_settings: Settings,
+    tenant_slug: str,
+    write_spec: Callable[..., TenantSpec],
+    purge: Callable[[str], None],
 ) -> None:
     purge(tenant_slug)
     cloud = backends.cloud
@@ -97,13 +135,25 @@ def test_name_of_an_unmanaged_domain_is_refused_unless_imported(
     spec = write_spec(tenant_slug, staging=False)
     register_specs(database, [spec], initiator="test")
     with pytest.raises(InvalidInput, match="not managed by the control plane"):
-        reconcile_tenant(tenant_slug, db=database, backends=backends, settings=tenancy_settings,
-                         owner="test:1", run_baseline_playbook=False)
+        reconcile_tenant(
+            tenant_slug,
+            db=database,
+            backends=backends,
+            settings=tenancy_settings,
+            owner="test:1",
+            run_baseline_playbook=False,
+        )
     assert cloud.find_project(f"{tenant_slug}-prod", domain_id=existing.id) is None
 
     mark_imported(database, backends, spec, initiator="test")
-    outcome = reconcile_tenant(tenant_slug, db=database, backends=backends, settings=tenancy_settings,
-                               owner="test:1", run_baseline_playbook=False)
+    outcome = reconcile_tenant(
+        tenant_slug,
+        db=database,
+        backends=backends,
+        settings=tenancy_settings,
+        owner="test:1",
+        run_baseline_playbook=False,
+    )
     assert outcome.status == "changed", outcome.error
     adopted = cloud.find_domain(tenant_slug)
     assert adopted is not None and adopted.id == existing.id and "cp-managed" in adopted.tags

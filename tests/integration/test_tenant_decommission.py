@@ -39,8 +39,14 @@ def test_staged_decommission_leaves_nothing_but_the_public_key(
     cloud, keys = backends.cloud, backends.keys
     spec = write_spec(tenant_slug, staging=False)
     register_specs(database, [spec], initiator="test")
-    outcome = reconcile_tenant(tenant_slug, db=database, backends=backends, settings=tenancy_settings,
-                               owner="test:1", run_baseline_playbook=False)
+    outcome = reconcile_tenant(
+        tenant_slug,
+        db=database,
+        backends=backends,
+        settings=tenancy_settings,
+        owner="test:1",
+        run_baseline_playbook=False,
+    )
     assert outcome.status == "changed", outcome.error
     domain = cloud.find_domain(tenant_slug)
     assert domain is not None
@@ -59,11 +65,18 @@ def test_staged_decommission_leaves_nothing_but_the_public_key(
     dec.disable(database, backends, tenant_slug, initiator="test")
     with pytest.raises(ControlPlaneError):
         cloud.as_user(UserCredentials(bob.id, password, project.id)).find_network(
-            f"{tenant_slug}-prod-net", project_id=project.id)
+            f"{tenant_slug}-prod-net", project_id=project.id
+        )
     with pytest.raises(BackendPermissionDenied):
         keys.sign(signing_key_name(tenant_slug), [b"signed after disable"])
-    skipped = reconcile_tenant(tenant_slug, db=database, backends=backends, settings=tenancy_settings,
-                               owner="test:1", run_baseline_playbook=False)
+    skipped = reconcile_tenant(
+        tenant_slug,
+        db=database,
+        backends=backends,
+        settings=tenancy_settings,
+        owner="test:1",
+        run_baseline_playbook=False,
+    )
     assert skipped.status == "skipped"
 
     # 2. archive; 3. hold: delete is refused while the hold lasts
@@ -91,10 +104,15 @@ def test_staged_decommission_leaves_nothing_but_the_public_key(
     with database.transaction() as s:
         archived = archived_public_keys(s, tenant_slug)
         assert s.scalar(select(SubnetAllocation).where(SubnetAllocation.tenant_slug == tenant_slug)) is None
-        actions = [e.action for e in s.scalars(select(AuditEvent).where(AuditEvent.org == tenant_slug)
-                                                .order_by(AuditEvent.id))]
+        actions = [
+            e.action
+            for e in s.scalars(
+                select(AuditEvent).where(AuditEvent.org == tenant_slug).order_by(AuditEvent.id)
+            )
+        ]
     Ed25519PublicKey.from_public_bytes(base64.b64decode(archived[signature.key_version])).verify(
-        signature.signature, letter)
+        signature.signature, letter
+    )
     assert keys.get_signing_key(signing_key_name(tenant_slug)).public_keys[1] == base64.b64decode(archived[1])
     for step in ("disabled", "archived", "retained", "deleting", "deleted"):
         assert f"tenant:decommission:{step}" in actions

@@ -35,8 +35,14 @@ def test_tenant_a_cannot_touch_tenant_b(
     specs = [write_spec(a_slug, staging=False), write_spec(b_slug, staging=False)]
     register_specs(database, specs, initiator="test")
     for slug in (a_slug, b_slug):
-        outcome = reconcile_tenant(slug, db=database, backends=backends, settings=tenancy_settings,
-                                   owner="test:1", run_baseline_playbook=False)
+        outcome = reconcile_tenant(
+            slug,
+            db=database,
+            backends=backends,
+            settings=tenancy_settings,
+            owner="test:1",
+            run_baseline_playbook=False,
+        )
         assert outcome.status == "changed", outcome.error
 
     # a ministry admin of A: a real Keystone user in A's admins group (role "manager" on A-prod)
