@@ -57,8 +57,11 @@ def _load_config(target: CloudTarget) -> loader.OpenStackConfig:
             )
         files = [str(path), *loader.CONFIG_FILES]
     with translated(f"read clouds.yaml for {target.describe()}"):
+        # An explicit clouds.yaml is authoritative: OS_CLIENT_CONFIG_FILE and OS_* variables of
+        # whoever started the process must not silently point us at another cloud.
         config = loader.OpenStackConfig(
-            config_files=files, app_name="controlplane", app_version=__version__
+            config_files=files, app_name="controlplane", app_version=__version__,
+            load_envvars=not target.clouds_yaml,
         )
     names = config.get_cloud_names()
     if target.cloud not in names:
