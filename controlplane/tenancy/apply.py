@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -251,6 +252,19 @@ HANDLERS: dict[str, Callable[[ApplyContext, Action], str]] = {
 }
 
 RETRY_DELAYS = (0.5, 1.0, 2.0)
+# At most this many backend calls in flight in this process, whatever the number of tenants and
+# parallel actions: a fleet-wide apply must not flood Keystone and Neutron.
+API_SLOTS = threading.BoundedSemaphore(10)
+
+
+def api_slot() -> threading.BoundedSemaphore:
+    """Hold one of the process's API slots for the duration of a `with` block."""
+    return API_SLOTS
+
+
+def set_api_concurrency(limit: int) -> None:
+    global API_SLOTS  # noqa: PLW0603 - one process-wide limit, set once at start
+    API_SLOTS = threading.BoundedSemaphore(max(1, limit))
 
 
 def execute(ctx: ApplyContext, action: Action, *, sleep: Callable[[float], Any] = time.sleep) -> str:
@@ -258,7 +272,8 @@ def execute(ctx: ApplyContext, action: Action, *, sleep: Callable[[float], Any] 
     handler = HANDLERS[action.op]
     for delay in (*RETRY_DELAYS, None):
         try:
-            return handler(ctx, action)
+            with api_slot():
+                return handler(ctx, action)
         except TemporaryError:
             if delay is None:
                 raise

@@ -43,6 +43,41 @@ class Action:
         return text + ("  [drift]" if self.drift else "")
 
 
+# Which actions may run together: an action only needs what earlier stages made.
+STAGES: dict[str, int] = {
+    "ensure_domain": 1,
+    "update_domain": 1,
+    "ensure_group": 2,
+    "ensure_project": 2,
+    "update_project": 2,
+    "ensure_signing_key": 2,
+    "ensure_policy": 2,
+    "ensure_approle": 3,
+    "ensure_kv_path": 2,
+    "assign_role": 3,
+    "ensure_network": 3,
+    "ensure_security_group": 3,
+    "harden_default_security_group": 3,
+    "delete_security_group_rule": 3,
+    "set_compute_quotas": 3,
+    "set_network_quotas": 3,
+    "set_volume_quotas": 3,
+    "add_group_member": 3,
+    "remove_group_member": 3,
+    "ensure_subnet": 4,
+    "ensure_router": 4,
+    "ensure_router_interface": 5,
+}
+
+
+def stages_of(plan: Plan) -> list[list[Action]]:
+    """The plan's actions grouped by stage, in stage order, keeping plan order within a stage."""
+    grouped: dict[int, list[Action]] = {}
+    for action in plan.actions:
+        grouped.setdefault(STAGES[action.op], []).append(action)
+    return [grouped[k] for k in sorted(grouped)]
+
+
 @dataclass(frozen=True)
 class Plan:
     tenant: str

@@ -11,6 +11,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -25,13 +26,13 @@ from controlplane.settings import Settings
 from controlplane.storage import Database, utcnow
 from controlplane.tenancy import registry
 from controlplane.tenancy.addressing import allocate_subnet, preview_allocations
-from controlplane.tenancy.apply import ApplyContext, execute
+from controlplane.tenancy.apply import ApplyContext, api_slot, execute
 from controlplane.tenancy.baseline import run_baseline
 from controlplane.tenancy.leases import acquire_lease, release_lease, renew_lease
 from controlplane.tenancy.models import Tenant
 from controlplane.tenancy.observe import observe_tenant
 from controlplane.tenancy.phases import ACTIVE_PHASES, Phase, check_transition
-from controlplane.tenancy.plan import Plan, plan_tenant
+from controlplane.tenancy.plan import Plan, plan_tenant, stages_of
 from controlplane.tenancy.spec import TenantSpec
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ Progress = Callable[[str, str], None]  # (tenant slug, message)
 # Fault injection for the crash-at-every-step tests: the worker SIGKILLs itself right after the
 # N-th action's backend call returned, before recording it. Not a setting; never set in production.
 FAULT_KILL_ENV = "CONTROLPLANE_FAULT_KILL_AFTER_ACTION"
+PARALLEL_ACTIONS = 4  # per tenant; the API slots in apply.py cap the process as a whole
 
 
 @dataclass
@@ -158,7 +160,8 @@ class _TenantPass:
             }
         try:
             self.say(self.slug, "observing")
-            observed = observe_tenant(spec, self.backends)
+            with api_slot():  # one call at a time while observing: one slot
+                observed = observe_tenant(spec, self.backends)
             plan = plan_tenant(
                 spec,
                 observed,
@@ -272,23 +275,42 @@ def _never_applied(phase: str) -> bool:
 def _apply_actions(
     plan: Plan, ctx: ApplyContext, *, db: Database, slug: str, owner: str, run_id: str, say: Progress
 ) -> None:
+    """Run the plan stage by stage; the actions of one stage are independent and run in parallel
+    (each holding one of the process-wide API slots). A failure stops before the next stage."""
     kill_after = int(os.environ.get(FAULT_KILL_ENV, "0") or 0)
-    for index, action in enumerate(plan.actions, start=1):
-        say(slug, f"[{index}/{len(plan.actions)}] {action.describe()}")
-        result_id = execute(ctx, action)
-        if kill_after == index:
-            os.kill(os.getpid(), signal.SIGKILL)
-        with db.transaction() as s:
-            registry.add_event(
-                s,
-                slug,
-                "action",
-                action.describe(),
-                run_id=run_id,
-                detail={"op": action.op, "id": result_id, "drift": action.drift},
-            )
-            if index % 10 == 0:
-                renew_lease(s, slug, owner=owner)
+    done = 0
+    for batch in stages_of(plan):
+        with ThreadPoolExecutor(
+            max_workers=min(PARALLEL_ACTIONS, len(batch)), thread_name_prefix=slug
+        ) as pool:
+            futures = {}
+            for action in batch:
+                say(slug, action.describe())
+                futures[pool.submit(execute, ctx, action)] = action
+            failure: BaseException | None = None
+            for future in as_completed(futures):
+                action = futures[future]
+                try:
+                    result_id = future.result()
+                except BaseException as exc:
+                    failure = failure or exc
+                    continue
+                done += 1
+                if kill_after == done:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                with db.transaction() as s:
+                    registry.add_event(
+                        s,
+                        slug,
+                        "action",
+                        action.describe(),
+                        run_id=run_id,
+                        detail={"op": action.op, "id": result_id, "drift": action.drift},
+                    )
+                    if done % 10 == 0:
+                        renew_lease(s, slug, owner=owner)
+        if failure is not None:
+            raise failure
 
 
 def _remember_ids(session: Session, slug: str, ctx: ApplyContext) -> None:

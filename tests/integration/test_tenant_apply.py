@@ -17,6 +17,7 @@ from controlplane.tenancy.observed import BASELINE_SG
 from controlplane.tenancy.reconciler import plan_for, reconcile_tenant
 from controlplane.tenancy.service import register_specs
 from controlplane.tenancy.spec import TenantSpec
+from controlplane.tenancy.worker import run_pass
 
 pytestmark = pytest.mark.integration
 
@@ -167,15 +168,9 @@ def test_drift_is_detected_reported_and_repaired(
         "ensure_router_interface",
     }, [a.describe() for a in plan.actions]
 
-    outcome = reconcile_tenant(
-        tenant_slug,
-        db=database,
-        backends=backends,
-        settings=tenancy_settings,
-        owner="test:1",
-        run_baseline_playbook=False,
-    )
-    assert outcome.status == "changed" and outcome.drift == 5
+    # the worker's pass finds the tenant due and repairs it (running the baseline playbook too)
+    [outcome] = run_pass(db=database, backends=backends, settings=tenancy_settings, concurrency=2)
+    assert outcome.status == "changed" and outcome.drift == 5, outcome.error
     assert cloud.get_compute_quotas(project.id).cores.limit == 32
     repaired = cloud.find_security_group(BASELINE_SG, project_id=project.id)
     assert repaired is not None and not repaired.ingress_rules
