@@ -32,7 +32,7 @@ from controlplane.tenancy.leases import acquire_lease, release_lease, renew_leas
 from controlplane.tenancy.models import Tenant
 from controlplane.tenancy.observe import observe_tenant
 from controlplane.tenancy.phases import ACTIVE_PHASES, Phase, check_transition
-from controlplane.tenancy.plan import Plan, plan_tenant, stages_of
+from controlplane.tenancy.plan import Action, Plan, plan_tenant, stages_of
 from controlplane.tenancy.spec import TenantSpec
 
 log = logging.getLogger(__name__)
@@ -279,36 +279,44 @@ def _apply_actions(
     (each holding one of the process-wide API slots). A failure stops before the next stage."""
     kill_after = int(os.environ.get(FAULT_KILL_ENV, "0") or 0)
     done = 0
+
+    def finished(action: Action, result_id: str) -> None:
+        nonlocal done
+        done += 1
+        if kill_after == done:
+            os.kill(os.getpid(), signal.SIGKILL)
+        with db.transaction() as s:
+            registry.add_event(
+                s,
+                slug,
+                "action",
+                action.describe(),
+                run_id=run_id,
+                detail={"op": action.op, "id": result_id, "drift": action.drift},
+            )
+            if done % 10 == 0:
+                renew_lease(s, slug, owner=owner)
+
     for batch in stages_of(plan):
+        for action in batch:
+            say(slug, action.describe())
+        if kill_after or len(batch) == 1:
+            # Under fault injection one at a time, so "killed right after step N" is exact.
+            for action in batch:
+                finished(action, execute(ctx, action))
+            continue
+        failure: BaseException | None = None
         with ThreadPoolExecutor(
             max_workers=min(PARALLEL_ACTIONS, len(batch)), thread_name_prefix=slug
         ) as pool:
-            futures = {}
-            for action in batch:
-                say(slug, action.describe())
-                futures[pool.submit(execute, ctx, action)] = action
-            failure: BaseException | None = None
+            futures = {pool.submit(execute, ctx, action): action for action in batch}
             for future in as_completed(futures):
-                action = futures[future]
                 try:
                     result_id = future.result()
-                except BaseException as exc:
+                except BaseException as exc:  # the stage's other actions finish before we stop
                     failure = failure or exc
                     continue
-                done += 1
-                if kill_after == done:
-                    os.kill(os.getpid(), signal.SIGKILL)
-                with db.transaction() as s:
-                    registry.add_event(
-                        s,
-                        slug,
-                        "action",
-                        action.describe(),
-                        run_id=run_id,
-                        detail={"op": action.op, "id": result_id, "drift": action.drift},
-                    )
-                    if done % 10 == 0:
-                        renew_lease(s, slug, owner=owner)
+                finished(futures[future], result_id)
         if failure is not None:
             raise failure
 
