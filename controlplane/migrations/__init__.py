@@ -18,8 +18,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent
 def all_metadata() -> MetaData:
     """Import every capability's models so Base.metadata holds all tables."""
     # One line per capability that owns tables (imported for their side effect of registering).
-    import controlplane.accounts.models  # noqa: F401
-    import controlplane.audit.models  # noqa: F401
+    import controlplane.accounts.models
+    import controlplane.audit.models
     import controlplane.tenancy.models  # noqa: F401
 
     return Base.metadata
