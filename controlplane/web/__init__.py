@@ -8,6 +8,7 @@ from flask_wtf.csrf import CSRFProtect
 from controlplane.web import auth, context, errors, metrics_http, security
 from controlplane.web.console import bp as console_bp
 from controlplane.web.probes import bp as probes_bp
+from controlplane.web.tenant_views import bp as tenants_bp
 
 csrf = CSRFProtect()
 
@@ -21,3 +22,4 @@ def init_web(app: Flask) -> None:
     errors.init_app(app)
     app.register_blueprint(probes_bp)
     app.register_blueprint(console_bp)
+    app.register_blueprint(tenants_bp)

@@ -1,0 +1,170 @@
+"""Operator console for tenants: the dashboard, a tenant's detail, reconcile now, decommission."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from controlplane.accounts.models import Role
+from controlplane.accounts.service import Actor
+from controlplane.audit import record_event
+from controlplane.errors import ControlPlaneError, InvalidInput, NotFound
+from controlplane.tenancy import decommission as dec
+from controlplane.tenancy import registry
+from controlplane.tenancy.models import PlaybookEvent, PlaybookRun, Tenant
+from controlplane.tenancy.phases import Phase
+from controlplane.web import context
+from controlplane.web.auth import login_required
+
+log = logging.getLogger(__name__)
+bp = Blueprint("tenants", __name__, url_prefix="/tenants")
+
+STAFF = (Role.OPERATOR, Role.AUDITOR)
+NEXT_STAGE = {
+    Phase.READY.value: "disabled", Phase.FAILED.value: "disabled", Phase.PENDING.value: "disabled",
+    Phase.DISABLED.value: "archived", Phase.ARCHIVED.value: "retained", Phase.RETAINED.value: "deleted",
+    Phase.DELETING.value: "deleted",
+}
+
+
+def _actor() -> Actor:
+    actor = context.actor()
+    if actor is None:  # login_required ran first; this is for the type checker
+        abort(401)
+    return actor
+
+
+def _may_read(actor: Actor, slug: str) -> bool:
+    return actor.role in STAFF or actor.org == slug
+
+
+def _require_operator(actor: Actor) -> None:
+    if actor.role != Role.OPERATOR:
+        abort(403, "only data-center operators may do this")
+
+
+@bp.get("/")
+@login_required
+def dashboard() -> str:
+    actor = _actor()
+    with context.database().transaction() as s:
+        rows = registry.list_tenants(s)
+        if actor.role not in STAFF:
+            rows = [t for t in rows if t.slug == actor.org]
+        counted = s.execute(select(PlaybookRun.tenant_slug, func.count()).group_by(PlaybookRun.tenant_slug))
+        runs = {slug: n for slug, n in counted}
+        tenants = [_summary(t, runs.get(t.slug, 0)) for t in rows]
+    counts: dict[str, int] = {}
+    for t in tenants:
+        counts[t["phase"]] = counts.get(t["phase"], 0) + 1
+    return render_template("tenants/dashboard.html", tenants=tenants, counts=counts,
+                           drifted=sum(1 for t in tenants if t["drift"]))
+
+
+def _summary(t: Tenant, runs: int) -> dict[str, Any]:
+    return {"slug": t.slug, "name": t.name_en, "kind": t.kind, "phase": t.phase,
+            "generation": t.generation, "applied": t.applied_generation, "drift": t.drift_count,
+            "last": t.last_reconciled_at, "error": t.last_error, "runs": runs,
+            "environments": sorted(t.spec.get("environments", {}))}
+
+
+@bp.get("/<slug>")
+@login_required
+def detail(slug: str) -> str:
+    actor = _actor()
+    if not _may_read(actor, slug):
+        abort(404)  # another organisation's tenant does not exist, as far as this user can tell
+    with context.database().transaction() as s:
+        try:
+            tenant = registry.get_tenant(s, slug)
+        except NotFound:
+            abort(404)
+        spec = registry.tenant_spec(tenant)
+        summary = _summary(tenant, 0)
+        events = registry.recent_events(s, slug, limit=40)
+        resources = registry.resources_of(s, slug)
+        keys = registry.archived_public_keys(s, slug)
+        runs = list(s.scalars(select(PlaybookRun).where(PlaybookRun.tenant_slug == slug)
+                              .order_by(PlaybookRun.started_at.desc()).limit(5)))
+        run_events = {r.id: list(s.scalars(select(PlaybookEvent).where(PlaybookEvent.run_id == r.id)
+                                           .order_by(PlaybookEvent.counter))) for r in runs}
+    usage = _usage(resources, spec.environments)
+    running = any(r.status == "running" for r in runs)
+    return render_template("tenants/detail.html", t=summary, spec=spec, events=events, resources=resources,
+                           keys=keys, runs=runs, run_events=run_events, usage=usage, running=running,
+                           next_stage=NEXT_STAGE.get(tenant.phase), is_operator=actor.role == Role.OPERATOR)
+
+
+def _usage(resources: dict[str, str], environments: Any) -> dict[str, Any]:
+    """Quota and usage per environment, read live from OpenStack (errors shown, not raised)."""
+    backends, error = context.backends()
+    out: dict[str, Any] = {}
+    for env in environments:
+        project_id = resources.get(f"project:{env.name}")
+        if not project_id:
+            out[env.name] = {"error": "not provisioned yet"}
+            continue
+        if backends is None:
+            out[env.name] = {"error": error.message if error else "backends unavailable"}
+            continue
+        try:
+            c = backends.cloud.get_compute_quotas(project_id)
+            n = backends.cloud.get_network_quotas(project_id)
+            v = backends.cloud.get_volume_quotas(project_id)
+        except ControlPlaneError as exc:
+            out[env.name] = {"error": exc.message}
+            continue
+        out[env.name] = {"rows": [
+            ("cores", c.cores), ("RAM (MiB)", c.ram), ("instances", c.instances), ("networks", n.networks),
+            ("ports", n.ports), ("routers", n.routers), ("floating IPs", n.floatingips),
+            ("volume GB", v.gigabytes), ("volumes", v.volumes)]}
+    return out
+
+
+@bp.post("/<slug>/reconcile")
+@login_required
+def reconcile_now(slug: str) -> WerkzeugResponse:
+    actor = _actor()
+    _require_operator(actor)
+    with context.database().transaction() as s:
+        tenant = registry.get_tenant(s, slug)
+        tenant.next_attempt_at = None  # due now: the next worker pass takes it first
+        registry.add_event(s, slug, "phase", f"reconcile requested by {actor.username}")
+        record_event(s, action="tenant:reconcile", initiator=actor.audit_name, target=f"tenant:{slug}",
+                     org=slug)
+    flash(f"{slug}: queued for the reconciler's next pass.")
+    return redirect(url_for("tenants.detail", slug=slug))
+
+
+@bp.post("/<slug>/decommission")
+@login_required
+def decommission(slug: str) -> WerkzeugResponse:
+    actor = _actor()
+    _require_operator(actor)
+    typed = request.form.get("confirm", "")[:64]
+    if typed != slug:
+        raise InvalidInput(f"type the tenant's name ({slug}) to confirm; nothing was changed")
+    with context.database().transaction() as s:
+        phase = registry.get_tenant(s, slug).phase
+    stage = NEXT_STAGE.get(phase)
+    backends, error = context.backends()
+    if stage is None or backends is None:
+        raise InvalidInput(error.message if error else f"{slug} is {phase}: nothing left to decommission")
+    db, who = context.database(), actor.audit_name
+    if stage == "disabled":
+        dec.disable(db, backends, slug, initiator=who)
+    elif stage == "archived":
+        dec.archive(db, backends, slug, initiator=who)
+    elif stage == "retained":
+        days = request.form.get("retention_days", "365")
+        if not days.isdigit() or int(days) > 36500:
+            raise InvalidInput("retention days must be a whole number between 0 and 36500")
+        dec.hold(db, slug, days=int(days), initiator=who)
+    else:
+        dec.delete(db, backends, slug, initiator=who)
+    flash(f"{slug}: decommission stage '{stage}' done.")
+    return redirect(url_for("tenants.detail", slug=slug))
