@@ -65,7 +65,7 @@ STAGES: dict[str, int] = {
     "add_group_member": 3,
     "remove_group_member": 3,
     "ensure_subnet": 4,
-    "ensure_router": 4,
+    "ensure_router": 3,  # needs only its project and the external network
     "ensure_router_interface": 5,
 }
 
