@@ -1,11 +1,11 @@
-"""Tables owned by accounts: users and server-side console sessions."""
+"""Tables owned by accounts: users, console sessions, MFA recovery codes, login throttling, API tokens."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import DateTime, ForeignKey, Index, String
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controlplane.storage import Base, utcnow
@@ -32,6 +32,11 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # TOTP secret, Fernet-encrypted (see accounts.mfa); set at enrolment start, trusted once confirmed.
+    mfa_secret_encrypted: Mapped[str | None] = mapped_column(String(255))
+    mfa_enrolled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The last accepted TOTP time step: a code (or an older one) is never accepted twice.
+    mfa_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class LoginSession(Base):
@@ -44,4 +49,67 @@ class LoginSession(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class MfaRecoveryCode(Base):
+    """A one-time recovery code for a lost authenticator; only its SHA-256 is kept (80 random bits)."""
+
+    __tablename__ = "mfa_recovery_codes"
+    __table_args__ = (Index("ix_mfa_recovery_codes_user_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LoginFailure(Base):
+    """One failed sign-in (wrong password or MFA code): the rows the rate limits count, per name and IP.
+
+    The username is kept as typed (it may name nobody): locking unknown names too means a lockout
+    message never tells whether an account exists."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (
+        Index("ix_login_failures_username_occurred_at", "username", "occurred_at"),
+        Index("ix_login_failures_client_ip_occurred_at", "client_ip", "occurred_at"),
+        Index("ix_login_failures_occurred_at", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    username: Mapped[str] = mapped_column(String(64))
+    client_ip: Mapped[str] = mapped_column(String(45))
+    stage: Mapped[str] = mapped_column(String(16))  # password | mfa
+
+
+class LoginLockout(Base):
+    """A username locked after too many failures, until `locked_until`."""
+
+    __tablename__ = "login_lockouts"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    locked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    locked_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApiToken(Base):
+    """A scoped machine token of one organisation; only the SHA-256 of its secret is stored."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (Index("ix_api_tokens_org", "org"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    org: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The public part of the token (`cpt_<prefix>_…`): shown in lists and audit events, used to look it up.
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

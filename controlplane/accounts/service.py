@@ -1,4 +1,5 @@
-"""Account use-cases: password hashing, the bootstrap operator, login and server-side sessions."""
+"""Account use-cases: password hashing, the bootstrap operator, sign-in (password, lockout, TOTP)
+and server-side sessions."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from controlplane.accounts import lockout, mfa
 from controlplane.accounts.models import LoginSession, Role, User
 from controlplane.audit import AuditAction, record_event
 from controlplane.errors import Conflict, InvalidInput, NotAuthenticated
@@ -100,9 +103,72 @@ def ensure_bootstrap_operator(session: Session) -> str | None:
     return password
 
 
-def authenticate(session: Session, *, username: str, password: str) -> Actor | None:
-    """The actor for this username and password, or None; a failure is audited, not raised,
-    so the caller's transaction commits the failure record."""
+class LoginStage(StrEnum):
+    """What a sign-in needs next."""
+
+    DONE = "done"  # fully signed in: start the session
+    MFA_CODE = "mfa_code"  # password right; ask the authenticator code
+    MFA_ENROL = "mfa_enrol"  # password right; MFA is required but not set up yet
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    """The outcome of one sign-in step: an actor and what comes next, or a refusal with its message."""
+
+    actor: Actor | None
+    stage: LoginStage | None = None
+    message: str = ""
+    locked_until: datetime | None = None
+
+    @property
+    def refused(self) -> bool:
+        return self.actor is None
+
+
+WRONG_CREDENTIALS = "Wrong username or password."
+WRONG_CODE = "That code is not valid. Enter the current code from your authenticator app."
+
+
+def _refuse(session: Session, *, username: str, client_ip: str, stage: str, message: str,
+            now: datetime) -> LoginAttempt:
+    throttle = lockout.record_failure(session, username=username, client_ip=client_ip, stage=stage,
+                                      now=now)
+    if throttle is not None:
+        return LoginAttempt(None, message=throttle.message, locked_until=throttle.locked_until)
+    return LoginAttempt(None, message=message)
+
+
+def _throttled(session: Session, *, username: str, client_ip: str, stage: str,
+               now: datetime) -> LoginAttempt | None:
+    throttle = lockout.current_throttle(session, username=username, client_ip=client_ip, now=now)
+    if throttle is None:
+        return None
+    record_event(session, action=AuditAction.ACCOUNT_LOGIN, initiator=f"user:{username[:64]}",
+                 target=f"user:{username[:64]}", outcome="failure",
+                 detail={"reason": "client limited" if throttle.by_ip else "locked", "stage": stage,
+                         "client_ip": client_ip})
+    return LoginAttempt(None, message=throttle.message, locked_until=throttle.locked_until)
+
+
+def _complete_login(session: Session, user: User, *, client_ip: str, method: str) -> LoginAttempt:
+    user.last_login_at = utcnow()
+    lockout.clear_failures(session, user.username)
+    record_event(session, action=AuditAction.ACCOUNT_LOGIN, initiator=f"user:{user.username}",
+                 target=f"user:{user.id}", org=user.org,
+                 detail={"method": method, "client_ip": client_ip})
+    return LoginAttempt(_as_actor(user), LoginStage.DONE)
+
+
+def check_password_step(
+    session: Session, *, username: str, password: str, client_ip: str = "",
+    now: datetime | None = None,
+) -> LoginAttempt:
+    """First sign-in step. A failure is audited and counted, not raised, so the caller's
+    transaction commits it; a locked name or a limited client is refused without checking."""
+    now = now or utcnow()
+    refused = _throttled(session, username=username, client_ip=client_ip, stage="password", now=now)
+    if refused:
+        return refused
     user = session.scalar(select(User).where(User.username == username))
     try:
         _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
@@ -113,14 +179,87 @@ def authenticate(session: Session, *, username: str, password: str) -> Actor | N
         record_event(
             session, action=AuditAction.ACCOUNT_LOGIN, initiator=f"user:{username[:64]}",
             target=f"user:{user.id}" if user else "user:unknown", outcome="failure",
+            detail={"stage": "password", "client_ip": client_ip},
         )
-        return None
+        return _refuse(session, username=username, client_ip=client_ip, stage="password",
+                       message=WRONG_CREDENTIALS, now=now)
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    user.last_login_at = utcnow()
-    record_event(session, action=AuditAction.ACCOUNT_LOGIN, initiator=f"user:{username}",
-                 target=f"user:{user.id}", org=user.org)
-    return _as_actor(user)
+    if mfa.mfa_enrolled(user) or mfa.mfa_required(user):
+        stage = LoginStage.MFA_CODE if mfa.mfa_enrolled(user) else LoginStage.MFA_ENROL
+        record_event(session, action=AuditAction.ACCOUNT_LOGIN, initiator=f"user:{username}",
+                     target=f"user:{user.id}", org=user.org, outcome="pending",
+                     detail={"next": stage.value, "client_ip": client_ip})
+        return LoginAttempt(_as_actor(user), stage)
+    return _complete_login(session, user, client_ip=client_ip, method="password")
+
+
+def _pending_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None or user.disabled:
+        raise NotAuthenticated("this sign-in is no longer valid; sign in again")
+    return user
+
+
+def check_mfa_step(
+    session: Session, *, user_id: int, code: str, box: mfa.SecretBox, client_ip: str = "",
+    now: datetime | None = None,
+) -> LoginAttempt:
+    """Second step for an enrolled user: a TOTP code (or a one-time recovery code)."""
+    now = now or utcnow()
+    user = _pending_user(session, user_id)
+    refused = _throttled(session, username=user.username, client_ip=client_ip, stage="mfa", now=now)
+    if refused:
+        return refused
+    if not mfa.mfa_enrolled(user):
+        raise NotAuthenticated("this account has no authenticator; sign in again")
+    if mfa.check_totp(user, code, box, now=now):
+        return _complete_login(session, user, client_ip=client_ip, method="totp")
+    if mfa.looks_like_recovery_code(code) and mfa.use_recovery_code(session, user.id, code, now=now):
+        record_event(session, action=AuditAction.ACCOUNT_MFA_RECOVERY_USE,
+                     initiator=f"user:{user.username}", target=f"user:{user.id}", org=user.org,
+                     detail={"left": mfa.unused_recovery_codes(session, user.id)})
+        return _complete_login(session, user, client_ip=client_ip, method="recovery_code")
+    record_event(session, action=AuditAction.ACCOUNT_MFA_VERIFY, initiator=f"user:{user.username}",
+                 target=f"user:{user.id}", org=user.org, outcome="failure",
+                 detail={"client_ip": client_ip})
+    return _refuse(session, username=user.username, client_ip=client_ip, stage="mfa",
+                   message=WRONG_CODE, now=now)
+
+
+def begin_mfa_enrolment(session: Session, *, user_id: int, box: mfa.SecretBox) -> mfa.MfaEnrolment:
+    """The secret to show on the enrolment page (the same one until confirmed)."""
+    user = _pending_user(session, user_id)
+    enrolment, created = mfa.begin_enrolment(session, user.id, box)
+    if created:
+        record_event(session, action=AuditAction.ACCOUNT_MFA_ENROL, initiator=f"user:{user.username}",
+                     target=f"user:{user.id}", org=user.org, outcome="pending")
+    return enrolment
+
+
+def confirm_mfa_enrolment(
+    session: Session, *, user_id: int, code: str, box: mfa.SecretBox, client_ip: str = "",
+    now: datetime | None = None,
+) -> tuple[LoginAttempt, list[str]]:
+    """Confirm enrolment with a first code; returns the sign-in and the recovery codes (shown once)."""
+    now = now or utcnow()
+    user = _pending_user(session, user_id)
+    refused = _throttled(session, username=user.username, client_ip=client_ip, stage="mfa", now=now)
+    if refused:
+        return refused, []
+    if mfa.mfa_enrolled(user):
+        raise Conflict("this account already has an authenticator")
+    if not mfa.check_totp(user, code, box, now=now):
+        record_event(session, action=AuditAction.ACCOUNT_MFA_ENROL, initiator=f"user:{user.username}",
+                     target=f"user:{user.id}", org=user.org, outcome="failure",
+                     detail={"client_ip": client_ip})
+        return _refuse(session, username=user.username, client_ip=client_ip, stage="mfa",
+                       message=WRONG_CODE, now=now), []
+    mfa.confirm_enrolment(user, now=now)
+    codes = mfa.replace_recovery_codes(session, user.id)
+    record_event(session, action=AuditAction.ACCOUNT_MFA_ENROL, initiator=f"user:{user.username}",
+                 target=f"user:{user.id}", org=user.org, detail={"recovery_codes": len(codes)})
+    return _complete_login(session, user, client_ip=client_ip, method="totp"), codes
 
 
 def change_password(session: Session, actor: Actor, *, current: str, new: str) -> None:
@@ -146,7 +285,8 @@ def _digest(token: str) -> str:
 
 
 def start_session(session: Session, actor: Actor) -> str:
-    """Start a console session; the returned token goes in the (signed) cookie, its hash in the DB."""
+    """Start a fully signed-in console session (call only after every sign-in step, MFA included);
+    the returned token goes in the (signed) cookie, its hash in the DB."""
     token = secrets.token_urlsafe(32)
     session.add(LoginSession(id_hash=_digest(token), user_id=actor.user_id))
     return token

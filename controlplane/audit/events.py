@@ -21,6 +21,19 @@ class AuditAction(StrEnum):
     ACCOUNT_LOGIN = "account:login"
     ACCOUNT_LOGOUT = "account:logout"
     ACCOUNT_PASSWORD_CHANGE = "account:password:change"  # noqa: S105 - an action name
+    REQUEST_CREATE = "request:create"
+    REQUEST_SUBMIT = "request:submit"
+    REQUEST_APPROVE = "request:approve"  # an operator's approval, or the auto-approval rules'
+    REQUEST_REJECT = "request:reject"
+    REQUEST_WITHDRAW = "request:withdraw"
+    REQUEST_APPLY = "request:apply"  # outcome success (applied) or failure (failed)
+    ACCOUNT_LOCKOUT = "account:lockout"
+    ACCOUNT_MFA_ENROL = "account:mfa:enrol"
+    ACCOUNT_MFA_VERIFY = "account:mfa:verify"
+    ACCOUNT_MFA_RECOVERY_USE = "account:mfa:recovery:use"
+    API_TOKEN_CREATE = "api_token:create"  # noqa: S105 - an action name
+    API_TOKEN_REVOKE = "api_token:revoke"  # noqa: S105 - an action name
+    API_TOKEN_USE = "api_token:use"  # noqa: S105 - an action name
 
 
 def record_event(

@@ -6,7 +6,11 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 from controlplane.web import auth, context, errors, metrics_http, security
+from controlplane.web.account_views import bp as account_bp
+from controlplane.web.api_tenants import bp as api_tenants_bp
+from controlplane.web.api_v1 import bp as api_v1_bp
 from controlplane.web.console import bp as console_bp
+from controlplane.web.openapi import bp as api_docs_bp
 from controlplane.web.probes import bp as probes_bp
 from controlplane.web.tenant_views import bp as tenants_bp
 
@@ -22,4 +26,9 @@ def init_web(app: Flask) -> None:
     errors.init_app(app)
     app.register_blueprint(probes_bp)
     app.register_blueprint(console_bp)
+    app.register_blueprint(account_bp)
+    csrf.exempt(api_v1_bp)  # bearer calls only: api_v1 checks CSRF itself for cookie requests
+    app.register_blueprint(api_v1_bp)
     app.register_blueprint(tenants_bp)
+    app.register_blueprint(api_tenants_bp)  # read-only (GET): nothing for CSRF to protect
+    app.register_blueprint(api_docs_bp)

@@ -7,10 +7,16 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from controlplane.accounts.service import authenticate, change_password, end_session, start_session
+from controlplane.accounts.service import (
+    LoginStage,
+    change_password,
+    check_password_step,
+    end_session,
+    start_session,
+)
 from controlplane.errors import InvalidInput
 from controlplane.web import context
-from controlplane.web.auth import SESSION_KEY, login_required
+from controlplane.web.auth import SESSION_KEY, begin_pending, login_required
 from controlplane.web.probes import current_health
 
 bp = Blueprint("console", __name__)
@@ -25,7 +31,7 @@ def _field(name: str) -> str:
     return value
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     """Only same-site relative paths: an open redirect would make our login page a phishing aid."""
     if target and target.startswith("/") and not target.startswith("//") and not urlsplit(
         target).netloc:
@@ -38,20 +44,39 @@ def login() -> str | WerkzeugResponse | tuple[str, int]:
     if request.method == "GET":
         return render_template("login.html", next=request.args.get("next", ""))
     username, password = _field("username").strip().lower(), _field("password")
+    next_url = request.form.get("next", "")[:MAX_FIELD]
     if not username or not password:
         return render_template("login.html", error="Enter your username and password.",
-                               next=request.form.get("next", "")), 400
+                               next=next_url), 400
     with context.database().transaction() as db:
-        actor = authenticate(db, username=username, password=password)
-        token = start_session(db, actor) if actor else None
-    if token is None:
-        return render_template("login.html", error="Wrong username or password.",
-                               username=username, next=request.form.get("next", "")), 401
-    # A new session id at every login: a cookie planted before login is worthless after it.
+        attempt = check_password_step(db, username=username, password=password,
+                                      client_ip=request.remote_addr or "")
+        done = attempt.actor is not None and attempt.stage is LoginStage.DONE
+        token = start_session(db, attempt.actor) if done and attempt.actor else None
+    if attempt.actor is None:
+        status = 429 if attempt.locked_until else 401
+        return render_template("login.html", error=attempt.message, username=username,
+                               next=next_url), status
+    if token is None:  # the password was right; the authenticator step comes next
+        assert attempt.stage is not None
+        begin_pending(attempt.actor.user_id, attempt.stage, next_url)
+        return redirect(url_for("account.mfa_enrol" if attempt.stage is LoginStage.MFA_ENROL
+                                else "account.mfa_code"))
+    return finish_login(token, next_url)
+
+
+def adopt_session(token: str) -> None:
+    """Put a fully signed-in session in the cookie, dropping whatever was there (pending MFA state too).
+
+    A new session id at every login: a cookie planted before login is worthless after it."""
     session.clear()
     session[SESSION_KEY] = token
     session.permanent = True
-    return redirect(_safe_next(request.form.get("next")))
+
+
+def finish_login(token: str, next_url: str | None) -> WerkzeugResponse:
+    adopt_session(token)
+    return redirect(safe_next(next_url))
 
 
 @bp.post("/logout")

@@ -56,7 +56,7 @@ def dashboard() -> str:
         if actor.role not in STAFF:
             rows = [t for t in rows if t.slug == actor.org]
         counted = s.execute(select(PlaybookRun.tenant_slug, func.count()).group_by(PlaybookRun.tenant_slug))
-        runs = {slug: n for slug, n in counted}
+        runs: dict[str, int] = {row[0]: row[1] for row in counted}
         tenants = [_summary(t, runs.get(t.slug, 0)) for t in rows]
     counts: dict[str, int] = {}
     for t in tenants:

@@ -1,15 +1,23 @@
-"""Console sign-in: bootstrap operator, one-time password, CSRF, server-side logout, headers."""
+"""Console sign-in: bootstrap operator (MFA enrolment, one-time password), CSRF, logout, headers."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+import pyotp
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from controlplane.accounts.models import LoginSession, User
-from controlplane.accounts.service import _as_actor, ensure_bootstrap_operator, resume_session, start_session
+from controlplane.accounts.mfa import SecretBox, read_secret
+from controlplane.accounts.models import LoginSession, Role, User
+from controlplane.accounts.service import (
+    _as_actor,
+    create_user,
+    ensure_bootstrap_operator,
+    resume_session,
+    start_session,
+)
 from controlplane.audit.models import AuditEvent
 from controlplane.storage import Database, utcnow
 from tests.fixtures.app import csrf_token_from
@@ -60,7 +68,18 @@ def test_one_time_password_forces_a_change_then_logout_kills_the_session(
         app: Flask, client: FlaskClient, database: Database) -> None:
     password = _bootstrap(database)
     response = _login(client, "admin", password, next_url="/status")
+    # an operator sets up an authenticator before anything else
     assert response.status_code == 302  # type: ignore[attr-defined]
+    assert response.headers["Location"].endswith("/login/mfa/enrol")  # type: ignore[attr-defined]
+    assert client.get("/status").headers["Location"].endswith("/login/mfa/enrol")
+    page = client.get("/login/mfa/enrol").get_data(as_text=True)
+    with database.transaction() as s:
+        admin_id = s.scalar(select(User.id).where(User.username == "admin"))
+        assert admin_id is not None
+        secret = read_secret(s, admin_id, SecretBox(app.config["SECRET_KEY"]))
+    done = client.post("/login/mfa/enrol", data={"csrf_token": csrf_token_from(page),
+                                                  "code": pyotp.TOTP(secret).now()})
+    assert done.status_code == 200 and "recovery codes" in done.get_data(as_text=True)
     # every page sends the user to the password form until the one-time password is replaced
     forced = client.get("/status")
     assert forced.status_code == 302 and forced.headers["Location"].endswith("/account/password")
@@ -96,8 +115,11 @@ def test_post_without_csrf_token_changes_nothing(client: FlaskClient, database: 
 
 
 def test_login_never_redirects_off_site(client: FlaskClient, database: Database) -> None:
-    password = _bootstrap(database)
-    response = _login(client, "admin", password, next_url="//evil.example/phish")
+    password = "a-long-org-admin-passphrase"
+    with database.transaction() as s:
+        create_user(s, username="health-admin", password=password, role=Role.ORG_ADMIN, org="health",
+                    initiator="test")
+    response = _login(client, "health-admin", password, next_url="//evil.example/phish")
     assert response.headers["Location"] == "/"  # type: ignore[attr-defined]
 
 

@@ -1,0 +1,173 @@
+"""Scoped API tokens for ministry systems: `cpt_<prefix>_<secret>`, only a SHA-256 kept, revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from controlplane.accounts.models import ApiToken, Role
+from controlplane.accounts.service import Actor
+from controlplane.audit import AuditAction, record_event
+from controlplane.errors import InvalidInput, NotAuthenticated, NotFound, PermissionDenied
+from controlplane.storage import as_utc, utcnow
+
+TOKEN_PREFIX = "cpt"  # noqa: S105 - the public marker of our tokens, not a secret
+# The scopes a token may carry; one vocabulary with audit actions and policy rules.
+KNOWN_SCOPES = (
+    "tenants:read",
+    "requests:read",
+    "requests:write",
+    "documents:issue",
+    "documents:read",
+    "documents:revoke",
+    "mail:send",
+)
+ORG_RE = re.compile(r"^[a-z][a-z0-9-]{1,63}$")
+_TOKEN_RE = re.compile(r"^cpt_([0-9a-f]{8})_([A-Za-z0-9_-]{20,100})$")
+USE_TOUCH_INTERVAL = timedelta(minutes=1)
+MAX_NAME = 100
+
+
+@dataclass(frozen=True)
+class ApiActor:
+    """A ministry system acting with a token: its organisation and what the token allows."""
+
+    token_id: int
+    name: str
+    org: str
+    scopes: frozenset[str]
+    prefix: str
+
+    @property
+    def audit_name(self) -> str:
+        return f"token:{self.prefix}"
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+@dataclass(frozen=True)
+class CreatedToken:
+    """A new token: the row, and the full secret shown exactly once."""
+
+    token: ApiToken
+    secret: str
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _check_manager(actor: Actor, org: str) -> None:
+    if actor.role is Role.OPERATOR:
+        return
+    if actor.role is Role.ORG_ADMIN:
+        if actor.org != org:
+            raise PermissionDenied("an organisation admin can manage tokens of its own organisation only")
+        return
+    raise PermissionDenied("only operators and organisation admins manage API tokens")
+
+
+def create_token(
+    session: Session, actor: Actor, *, name: str, org: str, scopes: Iterable[str],
+    expires_at: datetime | None = None, now: datetime | None = None,
+) -> CreatedToken:
+    now = now or utcnow()
+    _check_manager(actor, org)
+    name = name.strip()
+    wanted = sorted(set(scopes))
+    problems = []
+    if not name or len(name) > MAX_NAME:
+        problems.append(f"give the token a name of 1 to {MAX_NAME} characters")
+    if not ORG_RE.match(org):
+        problems.append("the organisation must be a slug (a-z, 0-9, '-')")
+    if not wanted:
+        problems.append("choose at least one scope")
+    unknown = [s for s in wanted if s not in KNOWN_SCOPES]
+    if unknown:
+        problems.append(f"unknown scope(s): {', '.join(unknown)}; known: {', '.join(KNOWN_SCOPES)}")
+    if expires_at is not None and as_utc(expires_at) <= now:
+        problems.append("the expiry must be in the future")
+    if problems:
+        raise InvalidInput("; ".join(problems))
+    prefix = secrets.token_hex(4)
+    while session.scalar(select(ApiToken.id).where(ApiToken.prefix == prefix)) is not None:
+        prefix = secrets.token_hex(4)
+    secret = f"{TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    token = ApiToken(name=name, org=org, scopes=wanted, prefix=prefix, secret_hash=_digest(secret),
+                     created_by=actor.audit_name, created_at=now, expires_at=expires_at)
+    session.add(token)
+    session.flush()
+    record_event(session, action=AuditAction.API_TOKEN_CREATE, initiator=actor.audit_name,
+                 target=f"api_token:{token.id}", org=org,
+                 detail={"name": name, "prefix": prefix, "scopes": wanted,
+                         "expires_at": expires_at.isoformat() if expires_at else None})
+    return CreatedToken(token, secret)
+
+
+def list_tokens(session: Session, actor: Actor) -> list[ApiToken]:
+    """Tokens the actor may manage (operators: all; org admins: their organisation's), newest first."""
+    query = select(ApiToken).order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+    if actor.role is Role.ORG_ADMIN:
+        query = query.where(ApiToken.org == actor.org)
+    elif actor.role is not Role.OPERATOR:
+        raise PermissionDenied("only operators and organisation admins manage API tokens")
+    return list(session.scalars(query))
+
+
+def revoke_token(session: Session, actor: Actor, token_id: int, *, now: datetime | None = None) -> ApiToken:
+    token = session.get(ApiToken, token_id)
+    # Another organisation's token is "not found": its existence is not theirs to learn.
+    if token is None or (actor.role is Role.ORG_ADMIN and token.org != actor.org):
+        raise NotFound("no such API token")
+    _check_manager(actor, token.org)
+    if token.revoked_at is None:
+        token.revoked_at = now or utcnow()
+        record_event(session, action=AuditAction.API_TOKEN_REVOKE, initiator=actor.audit_name,
+                     target=f"api_token:{token.id}", org=token.org,
+                     detail={"name": token.name, "prefix": token.prefix})
+    return token
+
+
+def authenticate_bearer(session: Session, header: str | None, *, now: datetime | None = None) -> ApiActor:
+    """The token actor of an `Authorization: Bearer cpt_…` header, or NotAuthenticated with the reason.
+
+    Refusals of a known token are audited before raising: the caller commits the session even on
+    NotAuthenticated (see web.api_auth). Use is recorded at most once a minute per token."""
+    now = now or utcnow()
+    scheme, _, value = (header or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise NotAuthenticated("send the API token as 'Authorization: Bearer cpt_…'")
+    match = _TOKEN_RE.match(value.strip())
+    if match is None:
+        raise NotAuthenticated("the bearer token is malformed; API tokens look like cpt_<prefix>_<secret>")
+    token = session.scalar(select(ApiToken).where(ApiToken.prefix == match.group(1)))
+    if token is None or not hmac.compare_digest(token.secret_hash, _digest(value.strip())):
+        if token is not None:
+            record_event(session, action=AuditAction.API_TOKEN_USE, initiator=f"token:{token.prefix}",
+                         target=f"api_token:{token.id}", org=token.org, outcome="failure",
+                         detail={"reason": "wrong secret"})
+        raise NotAuthenticated("the API token is not valid")
+    reason = None
+    if token.revoked_at is not None:
+        reason = "the API token was revoked"
+    elif token.expires_at is not None and as_utc(token.expires_at) <= now:
+        reason = "the API token has expired"
+    if reason:
+        record_event(session, action=AuditAction.API_TOKEN_USE, initiator=f"token:{token.prefix}",
+                     target=f"api_token:{token.id}", org=token.org, outcome="failure",
+                     detail={"reason": reason})
+        raise NotAuthenticated(reason, hint="ask your organisation admin for a new token")
+    if token.last_used_at is None or now - as_utc(token.last_used_at) >= USE_TOUCH_INTERVAL:
+        token.last_used_at = now
+        record_event(session, action=AuditAction.API_TOKEN_USE, initiator=f"token:{token.prefix}",
+                     target=f"api_token:{token.id}", org=token.org)
+    return ApiActor(token.id, token.name, token.org, frozenset(token.scopes), token.prefix)

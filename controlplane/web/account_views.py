@@ -1,0 +1,170 @@
+"""Account pages: the MFA step of sign-in (code, enrolment with a QR code) and API token management."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping
+from datetime import timedelta
+
+import segno
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from controlplane.accounts.models import Role
+from controlplane.accounts.service import (
+    Actor,
+    LoginStage,
+    begin_mfa_enrolment,
+    check_mfa_step,
+    confirm_mfa_enrolment,
+    start_session,
+)
+from controlplane.accounts.tokens import KNOWN_SCOPES, create_token, list_tokens, revoke_token
+from controlplane.errors import InvalidInput
+from controlplane.storage import utcnow
+from controlplane.web import context
+from controlplane.web.auth import (
+    PendingLogin,
+    end_pending,
+    login_required,
+    pending_login,
+    require_role,
+    secret_box,
+)
+from controlplane.web.console import MAX_FIELD, adopt_session, finish_login, safe_next
+
+bp = Blueprint("account", __name__)
+
+EXPIRY_CHOICES = {"30": 30, "90": 90, "365": 365, "": None}
+
+
+def _field(name: str, limit: int = MAX_FIELD) -> str:
+    value = request.form.get(name, "")
+    if len(value) > limit:
+        raise InvalidInput(f"{name} is too long (at most {limit} characters)")
+    return value.strip()
+
+
+def _pending(stage: LoginStage) -> PendingLogin | WerkzeugResponse:
+    pending = pending_login()
+    if pending is None:
+        flash("Your sign-in expired. Sign in again.")
+        return redirect(url_for("console.login"))
+    if pending.stage is not stage:
+        return redirect(url_for("account.mfa_enrol" if pending.stage is LoginStage.MFA_ENROL
+                                else "account.mfa_code"))
+    return pending
+
+
+def _qr_data_uri(uri: str) -> str:
+    """The otpauth:// URI as an SVG QR code in a data: URI (the CSP allows data: images, nothing inline)."""
+    buffer = io.BytesIO()
+    segno.make_qr(uri, error="m").save(buffer, kind="svg", scale=5, border=2, xmldecl=False)
+    return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+@bp.route("/login/mfa", methods=["GET", "POST"], endpoint="mfa_code")
+def mfa_code_view() -> str | WerkzeugResponse | tuple[str, int]:
+    pending = _pending(LoginStage.MFA_CODE)
+    if not isinstance(pending, PendingLogin):
+        return pending
+    if request.method == "GET":
+        return render_template("account/mfa_code.html")
+    with context.database().transaction() as db:
+        attempt = check_mfa_step(db, user_id=pending.user_id, code=_field("code", 64),
+                                 box=secret_box(), client_ip=request.remote_addr or "")
+        token = start_session(db, attempt.actor) if attempt.actor else None
+    if token is None:
+        if attempt.locked_until:
+            end_pending()
+            return render_template("login.html", error=attempt.message, next=""), 429
+        return render_template("account/mfa_code.html", error=attempt.message), 401
+    return finish_login(token, pending.next_url)
+
+
+@bp.route("/login/mfa/enrol", methods=["GET", "POST"], endpoint="mfa_enrol")
+def mfa_enrol_view() -> str | WerkzeugResponse | tuple[str, int]:
+    pending = _pending(LoginStage.MFA_ENROL)
+    if not isinstance(pending, PendingLogin):
+        return pending
+    if request.method == "POST":
+        with context.database().transaction() as db:
+            attempt, codes = confirm_mfa_enrolment(
+                db, user_id=pending.user_id, code=_field("code", 64), box=secret_box(),
+                client_ip=request.remote_addr or "")
+            token = start_session(db, attempt.actor) if attempt.actor else None
+        if token is not None:
+            adopt_session(token)  # signed in; this page shows the recovery codes once, then moves on
+            return render_template("account/recovery_codes.html", codes=codes,
+                                   next_url=safe_next(pending.next_url))
+        if attempt.locked_until:
+            end_pending()
+            return render_template("login.html", error=attempt.message, next=""), 429
+        error: str | None = attempt.message
+    else:
+        error = None
+    with context.database().transaction() as db:
+        enrolment = begin_mfa_enrolment(db, user_id=pending.user_id, box=secret_box())
+    page = render_template("account/mfa_enrol.html", secret=enrolment.secret,
+                           qr=_qr_data_uri(enrolment.uri), error=error)
+    return (page, 401) if error else page
+
+
+# ------------------------------------------------------------------------------- API tokens
+TOKEN_MANAGERS = (Role.OPERATOR, Role.ORG_ADMIN)
+
+
+def _manager() -> Actor:
+    require_role(*TOKEN_MANAGERS)
+    actor = context.actor()
+    if actor is None:  # login_required ran first; this is for the type checker
+        abort(401)
+    return actor
+
+
+def _render_tokens(actor: Actor, *, created_secret: str | None = None, error: str | None = None,
+                   form: Mapping[str, object] | None = None) -> str:
+    with context.database().transaction() as db:
+        tokens = list_tokens(db, actor)
+    return render_template("account/tokens.html", tokens=tokens, scopes=KNOWN_SCOPES,
+                           created_secret=created_secret, error=error,
+                           form=form or {"org": actor.org, "scopes": []},
+                           org_fixed=actor.role is Role.ORG_ADMIN)
+
+
+@bp.get("/account/tokens", endpoint="tokens")
+@login_required
+def tokens_view() -> str:
+    return _render_tokens(_manager())
+
+
+@bp.post("/account/tokens", endpoint="create_token")
+@login_required
+def create_token_view() -> str | tuple[str, int]:
+    actor = _manager()
+    scopes = request.form.getlist("scopes")
+    form = {"name": _field("name"), "org": _field("org") or actor.org, "scopes": scopes,
+            "expires_days": _field("expires_days")}
+    try:
+        if form["expires_days"] not in EXPIRY_CHOICES:
+            raise InvalidInput("choose an expiry from the list")
+        days = EXPIRY_CHOICES[str(form["expires_days"])]
+        with context.database().transaction() as db:
+            created = create_token(
+                db, actor, name=str(form["name"]), org=str(form["org"]), scopes=scopes,
+                expires_at=utcnow() + timedelta(days=days) if days else None)
+    except InvalidInput as exc:
+        return _render_tokens(actor, error=exc.message, form=form), 400
+    return _render_tokens(actor, created_secret=created.secret)
+
+
+@bp.post("/account/tokens/<int:token_id>/revoke", endpoint="revoke_token")
+@login_required
+def revoke_token_view(token_id: int) -> WerkzeugResponse:
+    actor = _manager()
+    with context.database().transaction() as db:
+        token = revoke_token(db, actor, token_id)
+        name = token.name
+    flash(f"The token {name!r} was revoked.")
+    return redirect(url_for("account.tokens"))

@@ -1,0 +1,58 @@
+"""Bearer-token authentication for the JSON API: `current_api_actor()` and `@require_scope(scope)`.
+
+Every /api/v1 view calls one of them; a missing, malformed, wrong, revoked or expired token is a
+401 with a JSON message saying which, a token without the scope a 403."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar, cast
+
+from flask import g, request
+
+from controlplane.accounts.tokens import ApiActor, authenticate_bearer
+from controlplane.errors import NotAuthenticated, PermissionDenied
+from controlplane.web import context
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def has_bearer() -> bool:
+    return request.headers.get("Authorization", "").lower().startswith("bearer ")
+
+
+def current_api_actor() -> ApiActor:
+    """The token actor of this request (checked once per request), or NotAuthenticated."""
+    if "api_actor" in g:
+        return cast(ApiActor, g.api_actor)
+    with context.database().sessionmaker() as db:
+        try:
+            actor = authenticate_bearer(db, request.headers.get("Authorization"))
+        except NotAuthenticated:
+            db.commit()  # refusals of a known token are audited: keep that record though we raise
+            raise
+        db.commit()
+    g.api_actor = actor
+    return actor
+
+
+def require_scope(scope: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Guard an API view: a valid bearer token that carries `scope`."""
+
+    def decorate(view: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(view)
+        def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
+            actor = current_api_actor()
+            if not actor.has_scope(scope):
+                raise PermissionDenied(f"this API token lacks the scope {scope!r}",
+                                       hint="ask your organisation admin for a token with that scope")
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+__all__ = ["ApiActor", "NotAuthenticated", "current_api_actor", "has_bearer", "require_scope"]

@@ -1,0 +1,210 @@
+"""Scoped API tokens: created once in the console, hashed at rest, bearer auth on /api/v1, revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import timedelta
+
+import pytest
+from flask import Flask, jsonify
+from flask.testing import FlaskClient
+from sqlalchemy import func, select, update
+
+from controlplane.accounts.models import ApiToken, Role
+from controlplane.accounts.service import Actor, create_user, start_session
+from controlplane.accounts.tokens import authenticate_bearer, create_token, list_tokens, revoke_token
+from controlplane.audit.models import AuditEvent
+from controlplane.errors import NotFound, PermissionDenied
+from controlplane.storage import Database, as_utc, utcnow
+from controlplane.web.api_auth import require_scope
+from controlplane.web.auth import SESSION_KEY
+from tests.fixtures.app import csrf_token_from
+
+SECRET_RE = re.compile(r"cpt_[0-9a-f]{8}_[A-Za-z0-9_-]+")
+
+
+def _actor(database: Database, username: str, role: Role, org: str = "") -> Actor:
+    with database.transaction() as s:
+        user = create_user(s, username=username, password="a-long-test-password-1", role=role, org=org,
+                           initiator="test")
+        return Actor(user.id, username, role, org)
+
+
+def _signed_in(app: Flask, database: Database, actor: Actor) -> FlaskClient:
+    """A client with a live session (sign-in and MFA have their own tests)."""
+    with database.transaction() as s:
+        token = start_session(s, actor)
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session[SESSION_KEY] = token
+    return client
+
+
+def _create_in_console(client: FlaskClient, **form: object) -> tuple[int, str]:
+    page = client.get("/account/tokens")
+    assert page.status_code == 200
+    data = {"csrf_token": csrf_token_from(page.get_data(as_text=True)), "expires_days": "90", **form}
+    response = client.post("/account/tokens", data=data)
+    return response.status_code, response.get_data(as_text=True)
+
+
+def _bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def _actions(database: Database) -> list[tuple[str, str]]:
+    with database.transaction() as s:
+        return [(e.action, e.outcome) for e in s.scalars(
+            select(AuditEvent).where(AuditEvent.action.like("api_token:%")).order_by(AuditEvent.id))]
+
+
+def test_create_in_console_then_whoami_with_the_bearer_token(app: Flask, database: Database) -> None:
+    operator = _signed_in(app, database, _actor(database, "op-tokens", Role.OPERATOR))
+    status, page = _create_in_console(operator, name="health records system", org="health",
+                                      scopes=["documents:issue", "tenants:read"])
+    assert status == 200
+    secret = SECRET_RE.search(page)
+    assert secret is not None
+    secret_value = secret.group(0)
+
+    api = app.test_client()
+    response = api.get("/api/v1/whoami", headers=_bearer(secret_value))
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["org"] == "health" and body["scopes"] == ["documents:issue", "tenants:read"]
+
+    with database.transaction() as s:  # only the SHA-256 is stored; last use is recorded
+        row = s.scalar(select(ApiToken))
+        assert row is not None
+        assert row.secret_hash == hashlib.sha256(secret_value.encode()).hexdigest()
+        stored = [str(getattr(row, c.key)) for c in ApiToken.__table__.columns]
+        assert not any(secret_value in value or secret_value.split("_")[2] in value for value in stored)
+        assert secret_value.startswith(f"cpt_{row.prefix}_")
+        assert row.last_used_at is not None and row.created_by == "user:op-tokens"
+    # the list never shows the secret again
+    listing = operator.get("/account/tokens").get_data(as_text=True)
+    assert secret_value not in listing and f"cpt_{row.prefix}_" in listing
+    assert _actions(database) == [("api_token:create", "success"), ("api_token:use", "success")]
+
+
+def test_wrong_revoked_and_expired_tokens_get_a_clear_401(app: Flask, database: Database) -> None:
+    operator_actor = _actor(database, "op-revoke", Role.OPERATOR)
+    with database.transaction() as s:
+        created = create_token(s, operator_actor, name="mail gateway", org="interior",
+                               scopes=["mail:send"])
+        token_id, secret = created.token.id, created.secret
+    api = app.test_client()
+    cases = {
+        "missing": ({}, "Authorization: Bearer"),
+        "malformed": (_bearer("not-a-token"), "malformed"),
+        "wrong": (_bearer(secret[:-4] + "AAAA"), "not valid"),
+    }
+    for headers, message in cases.values():
+        response = api.get("/api/v1/whoami", headers=headers)
+        assert response.status_code == 401 and message in response.get_json()["message"]
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+    operator = _signed_in(app, database, operator_actor)
+    page = operator.get("/account/tokens").get_data(as_text=True)
+    revoked = operator.post(f"/account/tokens/{token_id}/revoke", data={"csrf_token": csrf_token_from(page)})
+    assert revoked.status_code == 302
+    response = api.get("/api/v1/whoami", headers=_bearer(secret))
+    assert response.status_code == 401 and response.get_json()["message"] == "the API token was revoked"
+
+    with database.transaction() as s:
+        expiring = create_token(s, operator_actor, name="old system", org="interior", scopes=["mail:send"],
+                                expires_at=utcnow() + timedelta(days=1))
+    assert api.get("/api/v1/whoami", headers=_bearer(expiring.secret)).status_code == 200
+    with database.transaction() as s:
+        s.execute(update(ApiToken).where(ApiToken.id == expiring.token.id)
+                  .values(expires_at=utcnow() - timedelta(seconds=1)))
+    response = api.get("/api/v1/whoami", headers=_bearer(expiring.secret))
+    assert response.status_code == 401 and response.get_json()["message"] == "the API token has expired"
+
+    assert ("api_token:revoke", "success") in _actions(database)
+    failures = [a for a in _actions(database) if a == ("api_token:use", "failure")]
+    assert len(failures) == 3  # wrong secret, revoked, expired (of known tokens)
+
+
+def test_org_admins_manage_only_their_own_organisation(app: Flask, database: Database) -> None:
+    health_admin = _actor(database, "health-admin", Role.ORG_ADMIN, "health")
+    finance_admin = _actor(database, "finance-admin", Role.ORG_ADMIN, "finance")
+    member = _actor(database, "health-member", Role.ORG_MEMBER, "health")
+    client = _signed_in(app, database, health_admin)
+
+    status, _page = _create_in_console(client, name="other org", org="finance", scopes=["tenants:read"])
+    assert status == 403
+    status, page = _create_in_console(client, name="own org", org="health", scopes=["tenants:read"])
+    assert status == 200 and SECRET_RE.search(page)
+    with database.transaction() as s:
+        assert s.scalar(select(func.count()).select_from(ApiToken)) == 1
+        with pytest.raises(PermissionDenied):
+            create_token(s, health_admin, name="x", org="finance", scopes=["tenants:read"])
+        with pytest.raises(PermissionDenied):
+            create_token(s, member, name="x", org="health", scopes=["tenants:read"])
+        own = s.scalar(select(ApiToken.id))
+        assert own is not None
+        assert list_tokens(s, finance_admin) == []
+        with pytest.raises(NotFound):  # another organisation's token does not exist for them
+            revoke_token(s, finance_admin, own)
+    assert _signed_in(app, database, member).get("/account/tokens").status_code == 403
+    finance = _signed_in(app, database, finance_admin)
+    csrf = csrf_token_from(finance.get("/account/tokens").get_data(as_text=True))
+    assert finance.post(f"/account/tokens/{own}/revoke", data={"csrf_token": csrf}).status_code == 404
+    assert "own org" not in finance.get("/account/tokens").get_data(as_text=True)
+
+
+def test_bad_token_input_is_refused_and_changes_nothing(app: Flask, database: Database) -> None:
+    operator = _signed_in(app, database, _actor(database, "op-bad", Role.OPERATOR))
+    for form in ({"name": "", "org": "health", "scopes": ["tenants:read"]},
+                 {"name": "x", "org": "Not A Slug", "scopes": ["tenants:read"]},
+                 {"name": "x", "org": "health", "scopes": ["root:everything"]},
+                 {"name": "x", "org": "health", "scopes": []},
+                 {"name": "x", "org": "health", "scopes": ["tenants:read"], "expires_days": "-5"}):
+        status, _page = _create_in_console(operator, **form)
+        assert status == 400
+    page = operator.get("/account/tokens").get_data(as_text=True)
+    no_csrf = operator.post("/account/tokens",
+                            data={"name": "x", "org": "health", "scopes": ["tenants:read"]})
+    assert no_csrf.status_code == 400 and "csrf_token" in page
+    with database.transaction() as s:
+        assert s.scalar(select(func.count()).select_from(ApiToken)) == 0
+
+
+def test_last_used_is_touched_at_most_once_a_minute(database: Database) -> None:
+    operator = _actor(database, "op-touch", Role.OPERATOR)
+    with database.transaction() as s:
+        created = create_token(s, operator, name="batch signer", org="health", scopes=["documents:issue"])
+    header = f"Bearer {created.secret}"
+    t0 = utcnow()
+    with database.transaction() as s:
+        actor = authenticate_bearer(s, header, now=t0)
+        assert actor.org == "health" and actor.has_scope("documents:issue")
+    with database.transaction() as s:
+        authenticate_bearer(s, header, now=t0 + timedelta(seconds=30))
+        row = s.get(ApiToken, created.token.id)
+        assert row is not None and row.last_used_at is not None and as_utc(row.last_used_at) == t0
+    with database.transaction() as s:
+        authenticate_bearer(s, header, now=t0 + timedelta(seconds=61))
+        row = s.get(ApiToken, created.token.id)
+        assert row is not None and row.last_used_at is not None
+        assert as_utc(row.last_used_at) == t0 + timedelta(seconds=61)
+    assert _actions(database).count(("api_token:use", "success")) == 2
+
+
+def test_require_scope_refuses_a_token_without_the_scope(app: Flask, database: Database) -> None:
+    @require_scope("documents:issue")
+    def issue() -> object:
+        return jsonify(issued=True)
+
+    app.add_url_rule("/api/v1/test-issue", "test_issue", issue)
+    operator = _actor(database, "op-scope", Role.OPERATOR)
+    with database.transaction() as s:
+        reader = create_token(s, operator, name="reader", org="health", scopes=["tenants:read"]).secret
+        issuer = create_token(s, operator, name="issuer", org="health", scopes=["documents:issue"]).secret
+    api = app.test_client()
+    refused = api.get("/api/v1/test-issue", headers=_bearer(reader))
+    assert refused.status_code == 403 and "documents:issue" in refused.get_json()["message"]
+    assert api.get("/api/v1/test-issue", headers=_bearer(issuer)).get_json() == {"issued": True}
+    assert api.get("/api/v1/test-issue").status_code == 401
