@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
-from controlplane.web import auth, context, errors, metrics_http, security
+from controlplane.web import auth, context, errors, i18n, metrics_http, security
 from controlplane.web.account_views import bp as account_bp
 from controlplane.web.api_tenants import bp as api_tenants_bp
 from controlplane.web.api_v1 import bp as api_v1_bp
@@ -20,6 +20,7 @@ csrf = CSRFProtect()
 def init_web(app: Flask) -> None:
     csrf.init_app(app)
     context.init_app(app)
+    i18n.init_app(app)
     auth.init_app(app)
     security.init_app(app)
     metrics_http.init_app(app)
