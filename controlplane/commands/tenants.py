@@ -290,10 +290,12 @@ def decommission(ctx: Any, slug: str, stage: str, retention_days: int, confirm: 
 @pass_ctx
 def worker(ctx: Any, once: bool, interval: int, concurrency: int) -> None:
     """Reconcile tenants continuously: drift detection and repair on every pass."""
+    from controlplane.requests.desired import sync_outcomes
     from controlplane.tenancy.worker import run_worker
 
     settings, db, backends = _env(ctx)
     run_worker(
+        after_pass=sync_outcomes,
         db=db,
         backends=backends,
         settings=settings,

@@ -43,11 +43,16 @@ def run_pass(
     settings: Settings,
     concurrency: int,
     progress: Callable[[str, str], None] | None = None,
+    after_pass: Callable[[Database], object] | None = None,
 ) -> list[Outcome]:
+    """Converge every due tenant, then let `after_pass` (wired by the caller, e.g. the requests
+    capability's outcome sync) see the result: tenancy itself knows nothing above it."""
     slugs = due_tenants(db)
     outcomes = reconcile_many(
         slugs, db=db, backends=backends, settings=settings, concurrency=concurrency, progress=progress
     )
+    if after_pass is not None:
+        after_pass(db)  # e.g. requests learn whether their generation converged
     for o in outcomes:
         if o.status in ("failed", "refused"):
             log.warning("tenant %s %s: %s", o.slug, o.status, o.error)
@@ -65,6 +70,7 @@ def run_worker(
     interval: int,
     concurrency: int,
     progress: Callable[[str, str], None] | None = None,
+    after_pass: Callable[[Database], object] | None = None,
 ) -> None:
     stop = threading.Event()
 
@@ -76,7 +82,12 @@ def run_worker(
     signal.signal(signal.SIGINT, _stop)
     while not stop.is_set():
         outcomes = run_pass(
-            db=db, backends=backends, settings=settings, concurrency=concurrency, progress=progress
+            db=db,
+            backends=backends,
+            settings=settings,
+            concurrency=concurrency,
+            progress=progress,
+            after_pass=after_pass,
         )
         log.info("pass done: %d tenant(s)", len(outcomes))
         if once:

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from controlplane.accounts.models import Role
 from controlplane.accounts.service import (
     LoginStage,
     change_password,
@@ -16,7 +17,7 @@ from controlplane.accounts.service import (
 )
 from controlplane.errors import InvalidInput
 from controlplane.web import context
-from controlplane.web.auth import SESSION_KEY, begin_pending, login_required
+from controlplane.web.auth import SESSION_KEY, begin_pending, login_required, require_role
 from controlplane.web.probes import current_health
 
 bp = Blueprint("console", __name__)
@@ -112,12 +113,17 @@ def change_password_view() -> str | WerkzeugResponse | tuple[str, int]:
 
 @bp.get("/")
 @login_required
-def index() -> str:
+def index() -> str | WerkzeugResponse:
+    actor = context.actor()
+    if actor is not None and actor.role in (Role.ORG_ADMIN, Role.ORG_MEMBER):
+        # A ministry's people land on their own organisation; platform internals are staff-only.
+        return redirect(url_for("tenants.detail", slug=actor.org))
     return render_template("index.html", checks=current_health(), settings=context.settings())
 
 
 @bp.get("/status")
 @login_required
 def status() -> str:
+    require_role(Role.OPERATOR, Role.AUDITOR)
     fresh = request.args.get("refresh") == "1"
     return render_template("status.html", checks=current_health(fresh=fresh))

@@ -1,0 +1,1 @@
+"""Ministry requests (new environment, quota change): lifecycle, approvals, auto-approval rules."""
