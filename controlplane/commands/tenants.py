@@ -122,17 +122,24 @@ def plan(ctx: Any, directory: str | None, only: tuple[str, ...], as_json: bool) 
 @click.option("--tenant", "only", multiple=True, help="Only this tenant (repeatable).")
 @click.option("--concurrency", type=CONCURRENCY, default=4, show_default=True)
 @click.option("--skip-playbook", is_flag=True, help="Do not run the baseline playbook.")
+@click.option("--force", is_flag=True, help="Let the files overwrite changes made by approved requests.")
 @click.option("--quiet", is_flag=True)
 @pass_ctx
 def apply(
-    ctx: Any, directory: str | None, only: tuple[str, ...], concurrency: int, skip_playbook: bool, quiet: bool
+    ctx: Any,
+    directory: str | None,
+    only: tuple[str, ...],
+    concurrency: int,
+    skip_playbook: bool,
+    force: bool,
+    quiet: bool,
 ) -> None:
     """Store the specs and converge each tenant now. An invalid spec applies nothing."""
     from controlplane.tenancy.service import reconcile_many, register_specs
 
     specs = _load(directory, ctx, only)  # every file validated before anything is stored
     settings, db, backends = _env(ctx)
-    regs = register_specs(db, specs, initiator="cli:tenants-apply")
+    regs = register_specs(db, specs, initiator="cli:tenants-apply", force=force)
     for r in regs:
         if r.change != "unchanged":
             click.echo(f"{r.slug}: spec {r.change} (generation {r.generation})", err=True)
@@ -167,6 +174,23 @@ def register(ctx: Any, directory: str | None) -> None:
     _settings, db, _backends = _env(ctx)
     for r in register_specs(db, specs, initiator="cli:tenants-register"):
         click.echo(f"{r.slug:<22} {r.change:<9} generation {r.generation}")
+
+
+@tenants.command()
+@click.argument("slug")
+@pass_ctx
+def show(ctx: Any, slug: str) -> None:
+    """Print the stored desired spec of SLUG as YAML (e.g. to write an approved change back to a file)."""
+    import yaml
+
+    from controlplane.tenancy.registry import get_tenant
+
+    db = ctx.database()
+    db.ping()
+    with db.transaction() as s:
+        document = get_tenant(s, slug).spec
+    click.echo(f"# stored desired state of {slug}", nl=True)
+    click.echo(yaml.safe_dump(document, allow_unicode=True, sort_keys=False), nl=False)
 
 
 @tenants.command()

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controlplane.audit import record_event
-from controlplane.errors import NotFound
+from controlplane.errors import Conflict, NotFound
 from controlplane.tenancy.models import SigningPublicKey, Tenant, TenantEvent, TenantResource
 from controlplane.tenancy.phases import Phase
 from controlplane.tenancy.spec import TenantSpec, spec_from_document
@@ -23,7 +23,7 @@ class Registration:
     generation: int
 
 
-def register_spec(session: Session, spec: TenantSpec, *, initiator: str) -> Registration:
+def register_spec(session: Session, spec: TenantSpec, *, initiator: str, force: bool = False) -> Registration:
     """Store `spec` as the tenant's desired state; a changed spec starts a new generation."""
     tenant = session.get(Tenant, spec.slug)
     digest = spec.digest()
@@ -51,6 +51,14 @@ def register_spec(session: Session, spec: TenantSpec, *, initiator: str) -> Regi
         return Registration(spec.slug, "created", 1)
     if tenant.spec_digest == digest:
         return Registration(spec.slug, "unchanged", tenant.generation)
+    if tenant.source.startswith("<request:") and not spec.source.startswith("<") and not force:
+        # The desired state came from an approved request; a file that predates it would undo it.
+        raise Conflict(
+            f"tenant {spec.slug}: the stored spec comes from approved request {tenant.source.strip('<>')}, "
+            f"and {spec.source} differs from it",
+            hint=f"write the stored spec back: controlplane tenants show {spec.slug} > {spec.source}; "
+            "or pass --force to undo the request",
+        )
     tenant.spec, tenant.spec_digest, tenant.source = spec.to_document(), digest, spec.source
     tenant.kind, tenant.name_en = spec.kind, spec.names["en"]
     tenant.generation += 1

@@ -21,11 +21,11 @@ def worker_identity() -> str:
 
 
 def register_specs(
-    db: Database, specs: Sequence[TenantSpec], *, initiator: str
+    db: Database, specs: Sequence[TenantSpec], *, initiator: str, force: bool = False
 ) -> list[registry.Registration]:
     """Accept all specs in one transaction: either every one is stored or none is."""
     with db.transaction() as s:
-        return [registry.register_spec(s, spec, initiator=initiator) for spec in specs]
+        return [registry.register_spec(s, spec, initiator=initiator, force=force) for spec in specs]
 
 
 def reconcile_many(
