@@ -18,7 +18,7 @@ from controlplane.settings import Settings
 from controlplane.storage import Database
 from controlplane.tenancy.models import Tenant
 from controlplane.tenancy.reconciler import reconcile_tenant
-from controlplane.tenancy.service import mark_imported, register_specs
+from controlplane.tenancy.service import mark_imported, reconcile_many, register_specs
 from controlplane.tenancy.spec import TenantSpec
 from tests.fixtures.tenancy import spec_text
 
@@ -157,3 +157,36 @@ def test_name_of_an_unmanaged_domain_is_refused_unless_imported(
     assert outcome.status == "changed", outcome.error
     adopted = cloud.find_domain(tenant_slug)
     assert adopted is not None and adopted.id == existing.id and "cp-managed" in adopted.tags
+
+
+def test_one_tenants_failure_never_stops_the_others(
+    database: Database,
+    backends: Backends,
+    tenancy_settings: Settings,
+    tenant_slug: str,
+    write_spec: Callable[..., TenantSpec],
+    purge: Callable[[str], None],
+) -> None:
+    blocked = f"{tenant_slug}-x"
+    purge(tenant_slug)
+    purge(blocked)
+    backends.cloud.ensure_domain(blocked, description="someone else's")
+    register_specs(
+        database,
+        [write_spec(blocked, staging=False), write_spec(tenant_slug, staging=False)],
+        initiator="test",
+    )
+    outcomes = {
+        o.slug: o
+        for o in reconcile_many(
+            [blocked, tenant_slug],
+            db=database,
+            backends=backends,
+            settings=tenancy_settings,
+            concurrency=2,
+            run_baseline_playbook=False,
+        )
+    }
+    assert outcomes[blocked].status == "refused" and "not managed" in outcomes[blocked].error
+    assert outcomes[tenant_slug].status == "changed", outcomes[tenant_slug].error
+    assert backends.cloud.find_domain(tenant_slug) is not None
