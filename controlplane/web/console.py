@@ -117,7 +117,7 @@ def index() -> str | WerkzeugResponse:
     actor = context.actor()
     if actor is not None and actor.role in (Role.ORG_ADMIN, Role.ORG_MEMBER):
         # A ministry's people land on their own organisation; platform internals are staff-only.
-        return redirect(url_for("tenants.detail", slug=actor.org))
+        return redirect(url_for("portal.overview"))
     return render_template("index.html", checks=current_health(), settings=context.settings())
 
 

@@ -186,6 +186,7 @@ def test_wrong_codes_count_towards_the_lockout(app: Flask, client: FlaskClient, 
 
 def test_org_admin_without_mfa_signs_in_with_the_password(client: FlaskClient, database: Database) -> None:
     _user(database, "health-admin", Role.ORG_ADMIN, org="health")
-    response = _login(client, "health-admin", next_url="/status")
-    assert response.headers["Location"] == "/status"  # type: ignore[attr-defined]
-    assert client.get("/status").status_code == 200
+    response = _login(client, "health-admin", next_url="/account/password")
+    assert response.headers["Location"] == "/account/password"  # type: ignore[attr-defined]
+    assert client.get("/account/password").status_code == 200  # signed in, no MFA step
+    assert client.get("/status").status_code == 403  # platform internals stay staff-only
