@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.ansible",
     "tests.fixtures.app",
     "tests.fixtures.tenancy",
+    "tests.fixtures.browser",
 ]

@@ -83,7 +83,10 @@ class TenantLease(Base):
 
 class TenantEvent(Base):
     __tablename__ = "tenant_events"
-    __table_args__ = (Index("ix_tenant_events_tenant_time", "tenant_slug", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_tenant_events_tenant_time", "tenant_slug", "occurred_at"),
+        Index("ix_tenant_events_tenant_id", "tenant_slug", "id"),  # newest events of a tenant (0005)
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_slug: Mapped[str] = mapped_column(String(32))

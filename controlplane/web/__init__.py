@@ -7,11 +7,14 @@ from flask_wtf.csrf import CSRFProtect
 
 from controlplane.web import auth, context, errors, i18n, metrics_http, security
 from controlplane.web.account_views import bp as account_bp
+from controlplane.web.api_requests import bp as api_requests_bp
 from controlplane.web.api_tenants import bp as api_tenants_bp
 from controlplane.web.api_v1 import bp as api_v1_bp
 from controlplane.web.console import bp as console_bp
 from controlplane.web.openapi import bp as api_docs_bp
+from controlplane.web.portal_views import bp as portal_bp
 from controlplane.web.probes import bp as probes_bp
+from controlplane.web.request_views import bp as requests_bp
 from controlplane.web.tenant_views import bp as tenants_bp
 
 csrf = CSRFProtect()
@@ -32,4 +35,8 @@ def init_web(app: Flask) -> None:
     app.register_blueprint(api_v1_bp)
     app.register_blueprint(tenants_bp)
     app.register_blueprint(api_tenants_bp)  # read-only (GET): nothing for CSRF to protect
+    app.register_blueprint(portal_bp)
+    app.register_blueprint(requests_bp)
+    csrf.exempt(api_requests_bp)  # bearer tokens only: a session cookie authenticates nothing there
+    app.register_blueprint(api_requests_bp)
     app.register_blueprint(api_docs_bp)

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from controlplane.errors import InvalidInput, NotFound
+from controlplane.storage import as_utc
 from controlplane.tenancy import registry
 from controlplane.tenancy.models import Tenant
 from controlplane.web import context
@@ -27,7 +28,7 @@ def tenant_json(t: Tenant) -> dict[str, Any]:
         "applied_generation": t.applied_generation,
         "drift": t.drift_count,
         "last_error": t.last_error or None,
-        "last_reconciled_at": t.last_reconciled_at.isoformat() if t.last_reconciled_at else None,
+        "last_reconciled_at": as_utc(t.last_reconciled_at).isoformat() if t.last_reconciled_at else None,
         "environments": sorted(t.spec.get("environments", {})),
     }
 
@@ -71,5 +72,6 @@ def tenant_events(slug: str) -> Response:
         raise InvalidInput(f"limit must be a whole number from 1 to {MAX_EVENTS}")
     with context.database().transaction() as s:
         events = registry.recent_events(s, slug, limit=int(raw))
-        items = [{"time": e.occurred_at.isoformat(), "kind": e.kind, "message": e.message} for e in events]
+        items = [{"time": as_utc(e.occurred_at).isoformat(), "kind": e.kind, "message": e.message}
+                 for e in events]
     return jsonify(items=items)

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from controlplane import __version__
+from controlplane.requests.rules import DEFAULT_CEILINGS, QUOTA_KEYS
 
 bp = Blueprint("api_docs", __name__)
 
@@ -19,6 +20,9 @@ def _errors(*codes: int) -> dict[str, Any]:
         401: "Missing, wrong, revoked or expired token",
         403: "The token lacks the scope",
         404: "Not found (or not visible to this token)",
+        409: "Conflicts with the current state of the request or the tenant; nothing was changed",
+        502: "A backend (OpenStack) refused or failed; nothing was changed",
+        503: "A backend (OpenStack) is unavailable for now; nothing was changed, retry later",
     }
     return {
         str(c): {"description": reasons[c], "content": {"application/json": {"schema": _ERROR}}}
@@ -29,6 +33,53 @@ def _errors(*codes: int) -> dict[str, Any]:
 def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"200": {"description": description, "content": {"application/json": {"schema": schema}}}}
 
+
+REQUEST_ID = {
+    "name": "request_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1, "maximum": 2147483647},
+}
+REQUEST_STATES = ["draft", "submitted", "approved", "rejected", "applied", "failed", "withdrawn"]
+_REQUEST = {"$ref": "#/components/schemas/Request"}
+_REQUEST_LIST = {
+    "type": "object",
+    "required": ["items"],
+    "properties": {"items": {"type": "array", "items": _REQUEST}},
+}
+# Quota bodies: {section: {quota name: whole number from 0 to its ceiling}}; the API names every problem.
+QUOTAS_SCHEMA = {
+    "type": "object",
+    "minProperties": 1,
+    "additionalProperties": False,
+    "properties": {
+        section: {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": False,
+            "properties": {
+                key.split(".", 1)[1]: {"type": "integer", "minimum": 0, "maximum": DEFAULT_CEILINGS[key]}
+                for key in QUOTA_KEYS
+                if key.startswith(f"{section}.")
+            },
+        }
+        for section in ("compute", "network", "volume")
+    },
+}
+# Free text the API takes: no control characters (tab and newlines are fine), as api_requests checks.
+_NO_CONTROL = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$"
+# A new environment needs every quota; a quota change names only those it changes.
+_EVERY_QUOTA = {
+    "required": ["compute", "network", "volume"],
+    "properties": {
+        section: {"required": [k.split(".", 1)[1] for k in QUOTA_KEYS if k.startswith(f"{section}.")]}
+        for section in ("compute", "network", "volume")
+    },
+}
+_ACTION_BODY = {
+    "required": False,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RequestAction"}}},
+}
 
 SLUG = {
     "name": "slug",
@@ -107,6 +158,74 @@ DOCUMENT: dict[str, Any] = {
                 },
             }
         },
+        "/api/v1/requests": {
+            "get": {
+                "operationId": "listRequests",
+                "summary": "The token's organisation's requests, newest first (scope requests:read)",
+                "parameters": [
+                    {
+                        "name": "state",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"enum": REQUEST_STATES},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
+                    },
+                ],
+                "responses": {**_ok(_REQUEST_LIST), **_errors(400, 401, 403)},
+            },
+            "post": {
+                "operationId": "createRequest",
+                "summary": "Request a quota change or a new environment for the token's organisation "
+                "(scope requests:write); submitted at once unless submit is false",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/RequestCreate"}}
+                    },
+                },
+                "responses": {
+                    "201": {
+                        "description": "Created (a draft, submitted, or already auto-approved)",
+                        "headers": {
+                            "Location": {"description": "The request's URL", "schema": {"type": "string"}}
+                        },
+                        "content": {"application/json": {"schema": _REQUEST}},
+                    },
+                    **_errors(400, 401, 403, 404, 409, 502, 503),
+                },
+            },
+        },
+        "/api/v1/requests/{request_id}": {
+            "get": {
+                "operationId": "getRequest",
+                "summary": "One request of the token's organisation with every step (scope requests:read)",
+                "parameters": [REQUEST_ID],
+                "responses": {**_ok(_REQUEST), **_errors(401, 403, 404)},
+            }
+        },
+        "/api/v1/requests/{request_id}/submit": {
+            "post": {
+                "operationId": "submitRequest",
+                "summary": "Submit a draft for approval (scope requests:write)",
+                "parameters": [REQUEST_ID],
+                "requestBody": _ACTION_BODY,
+                "responses": {**_ok(_REQUEST), **_errors(400, 401, 403, 404, 409, 502, 503)},
+            }
+        },
+        "/api/v1/requests/{request_id}/withdraw": {
+            "post": {
+                "operationId": "withdrawRequest",
+                "summary": "Withdraw a draft or submitted request (scope requests:write)",
+                "parameters": [REQUEST_ID],
+                "requestBody": _ACTION_BODY,
+                "responses": {**_ok(_REQUEST), **_errors(400, 401, 403, 404, 409)},
+            }
+        },
     },
     "components": {
         "securitySchemes": {
@@ -161,6 +280,92 @@ DOCUMENT: dict[str, Any] = {
                     {"$ref": "#/components/schemas/Tenant"},
                     {"type": "object", "required": ["spec"], "properties": {"spec": {"type": "object"}}},
                 ]
+            },
+            "RequestCreate": {
+                "type": "object",
+                "required": ["kind", "environment", "quotas"],
+                "additionalProperties": False,
+                "properties": {
+                    "kind": {"enum": ["quota_change", "new_environment"]},
+                    "environment": {
+                        "type": "string",
+                        "description": "An existing environment (quota_change) or the new one's name: "
+                        "2-12 lowercase letters and digits, starting with a letter",
+                        "pattern": "^[a-z][a-z0-9]{1,11}$",
+                        "not": {"pattern": "\\n"},  # "$" would also match before a final newline
+                    },
+                    "quotas": {
+                        **QUOTAS_SCHEMA,
+                        "description": "Only the quotas to change (quota_change) or every quota "
+                        "(new_environment)",
+                    },
+                    "description": {"type": "string", "maxLength": 500, "pattern": _NO_CONTROL},
+                    "comment": {"type": "string", "maxLength": 500, "pattern": _NO_CONTROL},
+                    "submit": {"type": "boolean", "default": True},
+                },
+                "if": {"required": ["kind"], "properties": {"kind": {"const": "new_environment"}}},
+                "then": {"properties": {"quotas": _EVERY_QUOTA}},
+            },
+            "RequestAction": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"comment": {"type": "string", "maxLength": 500, "pattern": _NO_CONTROL}},
+            },
+            "RequestStep": {
+                "type": "object",
+                "required": ["step", "actor", "at", "comment"],
+                "properties": {
+                    "step": {
+                        "enum": [
+                            "created",
+                            "submitted",
+                            "approved",
+                            "auto-approved",
+                            "rejected",
+                            "applied",
+                            "failed",
+                            "withdrawn",
+                        ]
+                    },
+                    "actor": {"type": "string"},
+                    "at": {"type": "string", "format": "date-time"},
+                    "comment": {"type": "string"},
+                },
+            },
+            "Request": {
+                "type": "object",
+                "required": [
+                    "id",
+                    "org",
+                    "kind",
+                    "environment",
+                    "quotas",
+                    "description",
+                    "state",
+                    "created_by",
+                    "created_at",
+                    "required_approvals",
+                    "approvals",
+                    "applied_generation",
+                    "outcome",
+                    "steps",
+                ],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "org": {"type": "string"},
+                    "kind": {"enum": ["quota_change", "new_environment"]},
+                    "environment": {"type": "string"},
+                    "quotas": {"type": "object"},
+                    "description": {"type": "string"},
+                    "state": {"enum": REQUEST_STATES},
+                    "created_by": {"type": "string"},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "required_approvals": {"type": "integer", "minimum": 1},
+                    "approvals": {"type": "array", "items": {"type": "string"}},
+                    "applied_generation": {"type": ["integer", "null"]},
+                    "outcome": {"type": "string"},
+                    "steps": {"type": "array", "items": {"$ref": "#/components/schemas/RequestStep"}},
+                },
             },
             "Event": {
                 "type": "object",

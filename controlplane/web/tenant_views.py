@@ -13,6 +13,8 @@ from controlplane.accounts.models import Role
 from controlplane.accounts.service import Actor
 from controlplane.audit import record_event
 from controlplane.errors import ControlPlaneError, InvalidInput, NotFound
+from controlplane.requests.lifecycle import State
+from controlplane.requests.models import ResourceRequest
 from controlplane.tenancy import decommission as dec
 from controlplane.tenancy import registry
 from controlplane.tenancy.models import PlaybookEvent, PlaybookRun, Tenant
@@ -57,7 +59,11 @@ def dashboard() -> str:
             rows = [t for t in rows if t.slug == actor.org]
         counted = s.execute(select(PlaybookRun.tenant_slug, func.count()).group_by(PlaybookRun.tenant_slug))
         runs: dict[str, int] = {row[0]: row[1] for row in counted}
-        tenants = [_summary(t, runs.get(t.slug, 0)) for t in rows]
+        waiting = s.execute(select(ResourceRequest.org, func.count())
+                            .where(ResourceRequest.state == State.SUBMITTED.value)
+                            .group_by(ResourceRequest.org))
+        pending: dict[str, int] = {row[0]: row[1] for row in waiting}
+        tenants = [{**_summary(t, runs.get(t.slug, 0)), "pending": pending.get(t.slug, 0)} for t in rows]
     counts: dict[str, int] = {}
     for t in tenants:
         counts[t["phase"]] = counts.get(t["phase"], 0) + 1

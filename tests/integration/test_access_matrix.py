@@ -67,6 +67,63 @@ EXPECTED: list[tuple[str, str, dict[str, int]]] = [
         "/account/password",
         {"operator": 200, "auditor": 200, "own_admin": 200, "own_member": 200, "other_admin": 200},
     ),
+    # ministry portal: org people only, each sees its own organisation
+    (
+        "GET",
+        "/portal",
+        {"operator": 403, "auditor": 403, "own_admin": 200, "own_member": 200, "other_admin": 200},
+    ),
+    (
+        "GET",
+        "/portal/environments/prod/quota",
+        {"operator": 403, "auditor": 403, "own_admin": 200, "own_member": 200, "other_admin": 200},
+    ),
+    (
+        "GET",
+        "/portal/environments/new",
+        {"operator": 403, "auditor": 403, "own_admin": 200, "own_member": 200, "other_admin": 200},
+    ),
+    (
+        "POST",
+        "/portal/requests",
+        {"operator": 403, "auditor": 403, "own_admin": 400, "own_member": 403, "other_admin": 400},
+    ),
+    (
+        "GET",
+        "/portal/requests/999999",
+        {"operator": 403, "auditor": 403, "own_admin": 404, "own_member": 404, "other_admin": 404},
+    ),
+    (
+        "POST",
+        "/portal/requests/999999/submit",
+        {"operator": 403, "auditor": 403, "own_admin": 404, "own_member": 404, "other_admin": 404},
+    ),
+    (
+        "POST",
+        "/portal/requests/999999/withdraw",
+        {"operator": 403, "auditor": 403, "own_admin": 404, "own_member": 404, "other_admin": 404},
+    ),
+    # operator request pages: staff read, only operators decide
+    (
+        "GET",
+        "/requests/",
+        {"operator": 200, "auditor": 200, "own_admin": 403, "own_member": 403, "other_admin": 403},
+    ),
+    (
+        "GET",
+        "/requests/999999",
+        {"operator": 404, "auditor": 404, "own_admin": 403, "own_member": 403, "other_admin": 403},
+    ),
+    (
+        "POST",
+        "/requests/999999/approve",
+        {"operator": 404, "auditor": 403, "own_admin": 403, "own_member": 403, "other_admin": 403},
+    ),
+    (
+        "POST",
+        "/requests/999999/reject",
+        {"operator": 404, "auditor": 403, "own_admin": 403, "own_member": 403, "other_admin": 403},
+    ),
 ]
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
