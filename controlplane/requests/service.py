@@ -72,8 +72,8 @@ def _approvers(steps: list[RequestStep]) -> set[str]:
     return {s.actor for s in steps if s.step == Step.APPROVED}
 
 
-def _view(session: Session, req: ResourceRequest) -> RequestView:
-    steps = _steps(session, req.id)
+def _view(session: Session, req: ResourceRequest, steps: list[RequestStep] | None = None) -> RequestView:
+    steps = _steps(session, req.id) if steps is None else steps
     return RequestView(
         id=req.id, org=req.org, kind=req.kind, environment=req.environment, payload=dict(req.payload),
         state=req.state, created_by=req.created_by, created_at=req.created_at,
@@ -259,7 +259,14 @@ def list_requests(db: Database, actor: Actor, *, org: str | None = None, state: 
     if state:
         query = query.where(ResourceRequest.state == state)
     with db.transaction() as s:
-        return [_view(s, req) for req in s.scalars(query)]
+        requests = list(s.scalars(query))
+        # One query for every listed request's steps, not one per request (the queue lists hundreds).
+        by_request: dict[int, list[RequestStep]] = {req.id: [] for req in requests}
+        if requests:
+            for step in s.scalars(select(RequestStep).where(RequestStep.request_id.in_(list(by_request)))
+                                  .order_by(RequestStep.id)):
+                by_request[step.request_id].append(step)
+        return [_view(s, req, by_request[req.id]) for req in requests]
 
 
 def environment_usage(db: Database, backends: Backends, actor: Actor, *, org: str,

@@ -84,7 +84,8 @@ def get_tenant(session: Session, slug: str) -> Tenant:
 
 
 def tenant_spec(tenant: Tenant) -> TenantSpec:
-    return spec_from_document(tenant.spec, source=tenant.source or f"<db:{tenant.slug}>")
+    # Validated when it was registered (register_spec only takes parsed specs): no need to again.
+    return spec_from_document(tenant.spec, source=tenant.source or f"<db:{tenant.slug}>", validate=False)
 
 
 def list_tenants(session: Session) -> list[Tenant]:

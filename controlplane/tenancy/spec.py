@@ -257,6 +257,9 @@ def load_specs(directory: Path) -> list[TenantSpec]:
     return specs
 
 
-def spec_from_document(doc: dict[str, Any], *, source: str) -> TenantSpec:
-    """Rebuild a stored spec (already validated when it was accepted) without a YAML file."""
+def spec_from_document(doc: dict[str, Any], *, source: str, validate: bool = True) -> TenantSpec:
+    """Rebuild a spec from its document. Stored specs were validated when they were accepted, so
+    readers pass validate=False and skip the schema (pages read them on every view)."""
+    if not validate:
+        return _to_spec(doc, source)
     return parse_spec(json.dumps(doc), source=source)

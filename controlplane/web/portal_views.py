@@ -21,6 +21,7 @@ from controlplane.requests.lifecycle import Kind
 from controlplane.requests.rules import MAX_TEXT, QUOTA_KEYS, flatten
 from controlplane.tenancy import registry
 from controlplane.tenancy.spec import TenantSpec
+from controlplane.tenancy.usage import DISPLAY_MAX_AGE, read_project_quotas
 from controlplane.web import context
 from controlplane.web.auth import login_required, require_role
 
@@ -81,9 +82,8 @@ def _actor() -> Actor:
 
 
 def _live_quotas(backends: Backends, project_id: str) -> dict[str, tuple[int, int | None]]:
-    c = backends.cloud.get_compute_quotas(project_id)
-    n = backends.cloud.get_network_quotas(project_id)
-    v = backends.cloud.get_volume_quotas(project_id)
+    q = read_project_quotas(backends.cloud, project_id, max_age=DISPLAY_MAX_AGE)
+    c, n, v = q.compute, q.network, q.volume
     pairs = {
         "compute.cores": c.cores, "compute.ram_mb": c.ram, "compute.instances": c.instances,
         "network.networks": n.networks, "network.subnets": n.subnets, "network.ports": n.ports,

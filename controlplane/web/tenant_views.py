@@ -19,6 +19,7 @@ from controlplane.tenancy import decommission as dec
 from controlplane.tenancy import registry
 from controlplane.tenancy.models import PlaybookEvent, PlaybookRun, Tenant
 from controlplane.tenancy.phases import Phase
+from controlplane.tenancy.usage import DISPLAY_MAX_AGE, read_project_quotas
 from controlplane.web import context
 from controlplane.web.auth import login_required
 
@@ -98,15 +99,16 @@ def detail(slug: str) -> str:
                               .order_by(PlaybookRun.started_at.desc()).limit(5)))
         run_events = {r.id: list(s.scalars(select(PlaybookEvent).where(PlaybookEvent.run_id == r.id)
                                            .order_by(PlaybookEvent.counter))) for r in runs}
-    usage = _usage(resources, spec.environments)
+    usage = _usage(resources, spec.environments, fresh=request.args.get("refresh") == "1")
     running = any(r.status == "running" for r in runs)
     return render_template("tenants/detail.html", t=summary, spec=spec, events=events, resources=resources,
                            keys=keys, runs=runs, run_events=run_events, usage=usage, running=running,
                            next_stage=NEXT_STAGE.get(tenant.phase), is_operator=actor.role == Role.OPERATOR)
 
 
-def _usage(resources: dict[str, str], environments: Any) -> dict[str, Any]:
-    """Quota and usage per environment, read live from OpenStack (errors shown, not raised)."""
+def _usage(resources: dict[str, str], environments: Any, *, fresh: bool = False) -> dict[str, Any]:
+    """Quota and usage per environment, read live from OpenStack (at most DISPLAY_MAX_AGE old
+    unless `fresh`); errors are shown, not raised."""
     backends, error = context.backends()
     out: dict[str, Any] = {}
     for env in environments:
@@ -118,9 +120,8 @@ def _usage(resources: dict[str, str], environments: Any) -> dict[str, Any]:
             out[env.name] = {"error": error.message if error else "backends unavailable"}
             continue
         try:
-            c = backends.cloud.get_compute_quotas(project_id)
-            n = backends.cloud.get_network_quotas(project_id)
-            v = backends.cloud.get_volume_quotas(project_id)
+            q = read_project_quotas(backends.cloud, project_id, max_age=0.0 if fresh else DISPLAY_MAX_AGE)
+            c, n, v = q.compute, q.network, q.volume
         except ControlPlaneError as exc:
             out[env.name] = {"error": exc.message}
             continue
