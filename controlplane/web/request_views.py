@@ -26,8 +26,8 @@ bp = Blueprint("requests", __name__, url_prefix="/requests")
 STAFF = (Role.OPERATOR, Role.AUDITOR)
 ORG_FILTER = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-QUEUE_PENDING = 100
-QUEUE_RECENT = 50
+QUEUE_PENDING = 50  # a page an operator works through; filters narrow it further
+QUEUE_RECENT = 25
 MAX_ID = 2**31 - 1
 
 
