@@ -15,11 +15,9 @@ from controlplane.backends import Backends
 from controlplane.requests.desired import sync_outcomes
 from controlplane.settings import Settings
 from controlplane.storage import Database
-from controlplane.tenancy.reconciler import reconcile_tenant
-from controlplane.tenancy.service import register_specs
-from controlplane.tenancy.spec import TenantSpec
 from controlplane.tenancy.worker import run_pass
 from tests.fixtures.browser import ConsoleUser, LiveServer, sign_in
+from tests.fixtures.tenancy import Provisioned
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -33,28 +31,12 @@ def test_quota_increase_requested_approved_applied_and_seen(
     database: Database,
     backends: Backends,
     tenancy_settings: Settings,
-    write_spec: Callable[..., TenantSpec],
+    provision: Callable[..., Provisioned],
     tenant_slug: str,
-    purge: Callable[[str], None],
     console_user: Callable[..., ConsoleUser],
     screenshot: Shoot,
 ) -> None:
-    purge(tenant_slug)
-    spec = write_spec(tenant_slug, staging=False)
-    register_specs(database, [spec], initiator="test")
-    outcome = reconcile_tenant(
-        tenant_slug,
-        db=database,
-        backends=backends,
-        settings=tenancy_settings,
-        owner="test:browser",
-        run_baseline_playbook=False,
-    )
-    assert outcome.status == "changed", outcome.error
-    domain = backends.cloud.find_domain(tenant_slug)
-    assert domain is not None
-    project = backends.cloud.find_project(f"{tenant_slug}-prod", domain_id=domain.id)
-    assert project is not None
+    project = provision(tenant_slug, staging=False).project
     before = backends.cloud.get_compute_quotas(project.id).cores.limit
     wanted = before + before // 2  # +50 %: one operator's approval is enough
 

@@ -20,7 +20,7 @@ from controlplane.tenancy.models import Tenant
 from controlplane.tenancy.reconciler import reconcile_tenant
 from controlplane.tenancy.service import mark_imported, reconcile_many, register_specs
 from controlplane.tenancy.spec import TenantSpec
-from tests.fixtures.tenancy import spec_text
+from tests.fixtures.tenancy import Provisioned, spec_text
 
 pytestmark = pytest.mark.integration
 
@@ -78,27 +78,11 @@ def test_quota_below_usage_is_refused_with_the_usage_shown(
     tenancy_settings: Settings,
     tenant_slug: str,
     write_spec: Callable[..., TenantSpec],
-    purge: Callable[[str], None],
+    provision: Callable[..., Provisioned],
 ) -> None:
-    purge(tenant_slug)
     cloud = backends.cloud
-    spec = write_spec(tenant_slug, staging=False)
-    register_specs(database, [spec], initiator="test")
-    assert (
-        reconcile_tenant(
-            tenant_slug,
-            db=database,
-            backends=backends,
-            settings=tenancy_settings,
-            owner="test:1",
-            run_baseline_playbook=False,
-        ).status
-        == "changed"
-    )
-    domain = cloud.find_domain(tenant_slug)
-    assert domain is not None
-    project = cloud.find_project(f"{tenant_slug}-prod", domain_id=domain.id)
-    assert project is not None
+    made = provision(tenant_slug, staging=False)
+    domain, project = made.domain, made.project
     user = cloud.ensure_user("mallory", domain_id=domain.id, password="pw-for-a-test-user-1")
     cloud.assign_role(project.id, "member", user_id=user.id)
     as_user = cloud.as_user(UserCredentials(user.id, "pw-for-a-test-user-1", project.id))

@@ -21,8 +21,7 @@ from controlplane.tenancy import decommission as dec
 from controlplane.tenancy.models import SubnetAllocation, Tenant
 from controlplane.tenancy.reconciler import reconcile_tenant
 from controlplane.tenancy.registry import archived_public_keys
-from controlplane.tenancy.service import register_specs
-from controlplane.tenancy.spec import TenantSpec
+from tests.fixtures.tenancy import Provisioned
 
 pytestmark = pytest.mark.integration
 
@@ -32,26 +31,11 @@ def test_staged_decommission_leaves_nothing_but_the_public_key(
     backends: Backends,
     tenancy_settings: Settings,
     tenant_slug: str,
-    write_spec: Callable[..., TenantSpec],
-    purge: Callable[[str], None],
+    provision: Callable[..., Provisioned],
 ) -> None:
-    purge(tenant_slug)
     cloud, keys = backends.cloud, backends.keys
-    spec = write_spec(tenant_slug, staging=False)
-    register_specs(database, [spec], initiator="test")
-    outcome = reconcile_tenant(
-        tenant_slug,
-        db=database,
-        backends=backends,
-        settings=tenancy_settings,
-        owner="test:1",
-        run_baseline_playbook=False,
-    )
-    assert outcome.status == "changed", outcome.error
-    domain = cloud.find_domain(tenant_slug)
-    assert domain is not None
-    project = cloud.find_project(f"{tenant_slug}-prod", domain_id=domain.id)
-    assert project is not None
+    made = provision(tenant_slug, staging=False)
+    domain, project = made.domain, made.project
     password = secrets.token_urlsafe(16)
     bob = cloud.ensure_user("bob", domain_id=domain.id, password=password)
     cloud.assign_role(project.id, "member", user_id=bob.id)
