@@ -278,33 +278,24 @@ def import_(ctx: Any, slug: str, directory: str | None) -> None:
 def decommission(ctx: Any, slug: str, stage: str, retention_days: int, confirm: str) -> None:
     """Staged decommission: disabled -> archived -> retained (hold) -> deleted."""
     from controlplane.tenancy import decommission as dec
-    from controlplane.tenancy.phases import Phase
+    from controlplane.tenancy.phases import DECOMMISSION_ORDER, Phase
     from controlplane.tenancy.registry import get_tenant
 
     if confirm != slug:
         raise InvalidInput(f"--confirm must repeat the tenant's slug ({slug!r}); nothing was changed")
     _settings, db, backends = _env(ctx)
-    who = "cli:tenants-decommission"
-    order = ["disabled", "archived", "retained", "deleted"]
+    target = DECOMMISSION_ORDER.index(Phase(stage))
     while True:
         with db.transaction() as s:
-            phase = get_tenant(s, slug).phase
-        done = order.index(phase) if phase in order else -1
-        if phase == Phase.DELETING.value:
-            done = 2
-        if done >= order.index(stage):
-            click.echo(f"{slug}: {phase}")
+            phase = Phase(get_tenant(s, slug).phase)
+        if phase in DECOMMISSION_ORDER and DECOMMISSION_ORDER.index(phase) >= target:
+            click.echo(f"{slug}: {phase.value}")
             return
-        step = order[done + 1]
-        click.echo(f"{slug}: {phase} -> {step}", err=True)
-        if step == "disabled":
-            dec.disable(db, backends, slug, initiator=who)
-        elif step == "archived":
-            dec.archive(db, backends, slug, initiator=who)
-        elif step == "retained":
-            dec.hold(db, slug, days=retention_days, initiator=who)
-        else:
-            dec.delete(db, backends, slug, initiator=who, progress=lambda m: click.echo(f"  {m}", err=True))
+        step = dec.NEXT_STAGE.get(phase.value)
+        click.echo(f"{slug}: {phase.value} -> {step.value if step else '(none)'}", err=True)
+        # advance() raises Conflict when the phase has no next stage (e.g. provisioning).
+        dec.advance(db, backends, slug, initiator="cli:tenants-decommission", retention_days=retention_days,
+                    progress=lambda m: click.echo(f"  {m}", err=True))
 
 
 @click.command()

@@ -105,7 +105,8 @@ def hold(db: Database, slug: str, *, days: int, initiator: str) -> None:
     )
 
 
-def _delete_project_contents(cloud: CloudBackend, project_id: str) -> None:
+def delete_project_contents(cloud: CloudBackend, project_id: str) -> None:
+    """Everything under a project id, in dependency order, then its quotas back to defaults."""
     res = cloud.list_project_resources(project_id)
     for server in res.servers:
         cloud.delete_server(server.id)
@@ -156,7 +157,7 @@ def delete(
     project_ids = [pid for pid, _ in projects]
     for project_id, name in projects:
         say(f"deleting everything in project {name}")
-        _delete_project_contents(cloud, project_id)
+        delete_project_contents(cloud, project_id)
         cloud.delete_project(project_id)
     if domain_id:
         for group in GROUP_ROLES:
@@ -184,3 +185,41 @@ def delete(
     }
     _transition(db, slug, Phase.DELETED, initiator=initiator, detail=detail)
     return detail
+
+
+# The stage each phase moves to next; phases not listed have no decommission step to take now.
+NEXT_STAGE: dict[str, Phase] = {
+    Phase.PENDING.value: Phase.DISABLED,
+    Phase.READY.value: Phase.DISABLED,
+    Phase.FAILED.value: Phase.DISABLED,
+    Phase.DISABLED.value: Phase.ARCHIVED,
+    Phase.ARCHIVED.value: Phase.RETAINED,
+    Phase.RETAINED.value: Phase.DELETED,
+    Phase.DELETING.value: Phase.DELETED,
+}
+
+
+def advance(
+    db: Database,
+    backends: Backends,
+    slug: str,
+    *,
+    initiator: str,
+    retention_days: int,
+    progress: Progress | None = None,
+) -> Phase:
+    """Take the tenant's next decommission stage (the one step shared by the CLI and the console)."""
+    with db.transaction() as s:
+        phase = registry.get_tenant(s, slug).phase
+    stage = NEXT_STAGE.get(phase)
+    if stage is None:
+        raise Conflict(f"tenant {slug} is {phase}: no decommission stage follows")
+    if stage is Phase.DISABLED:
+        disable(db, backends, slug, initiator=initiator)
+    elif stage is Phase.ARCHIVED:
+        archive(db, backends, slug, initiator=initiator)
+    elif stage is Phase.RETAINED:
+        hold(db, slug, days=retention_days, initiator=initiator)
+    else:
+        delete(db, backends, slug, initiator=initiator, progress=progress)
+    return stage

@@ -18,7 +18,6 @@ from controlplane.requests.models import ResourceRequest
 from controlplane.tenancy import decommission as dec
 from controlplane.tenancy import registry
 from controlplane.tenancy.models import PlaybookEvent, PlaybookRun, Tenant
-from controlplane.tenancy.phases import Phase
 from controlplane.tenancy.usage import DISPLAY_MAX_AGE, read_project_quotas
 from controlplane.web import context
 from controlplane.web.auth import login_required
@@ -27,11 +26,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("tenants", __name__, url_prefix="/tenants")
 
 STAFF = (Role.OPERATOR, Role.AUDITOR)
-NEXT_STAGE = {
-    Phase.READY.value: "disabled", Phase.FAILED.value: "disabled", Phase.PENDING.value: "disabled",
-    Phase.DISABLED.value: "archived", Phase.ARCHIVED.value: "retained", Phase.RETAINED.value: "deleted",
-    Phase.DELETING.value: "deleted",
-}
 
 
 def _actor() -> Actor:
@@ -48,6 +42,11 @@ def _may_read(actor: Actor, slug: str) -> bool:
 def _require_operator(actor: Actor) -> None:
     if actor.role != Role.OPERATOR:
         abort(403, "only data-center operators may do this")
+
+
+def _next_stage(phase: str) -> str | None:
+    stage = dec.NEXT_STAGE.get(phase)
+    return stage.value if stage else None
 
 
 @bp.get("/")
@@ -103,7 +102,7 @@ def detail(slug: str) -> str:
     running = any(r.status == "running" for r in runs)
     return render_template("tenants/detail.html", t=summary, spec=spec, events=events, resources=resources,
                            keys=keys, runs=runs, run_events=run_events, usage=usage, running=running,
-                           next_stage=NEXT_STAGE.get(tenant.phase), is_operator=actor.role == Role.OPERATOR)
+                           next_stage=_next_stage(tenant.phase), is_operator=actor.role == Role.OPERATOR)
 
 
 def _usage(resources: dict[str, str], environments: Any, *, fresh: bool = False) -> dict[str, Any]:
@@ -157,21 +156,13 @@ def decommission(slug: str) -> WerkzeugResponse:
         raise InvalidInput(f"type the tenant's name ({slug}) to confirm; nothing was changed")
     with context.database().transaction() as s:
         phase = registry.get_tenant(s, slug).phase
-    stage = NEXT_STAGE.get(phase)
+    stage = _next_stage(phase)
     backends, error = context.backends()
     if stage is None or backends is None:
         raise InvalidInput(error.message if error else f"{slug} is {phase}: nothing left to decommission")
-    db, who = context.database(), actor.audit_name
-    if stage == "disabled":
-        dec.disable(db, backends, slug, initiator=who)
-    elif stage == "archived":
-        dec.archive(db, backends, slug, initiator=who)
-    elif stage == "retained":
-        days = request.form.get("retention_days", "365")
-        if not days.isdigit() or int(days) > 36500:
-            raise InvalidInput("retention days must be a whole number between 0 and 36500")
-        dec.hold(db, slug, days=int(days), initiator=who)
-    else:
-        dec.delete(db, backends, slug, initiator=who)
+    days = request.form.get("retention_days", "365") if stage == "retained" else "0"
+    if not days.isdigit() or int(days) > 36500:
+        raise InvalidInput("retention days must be a whole number between 0 and 36500")
+    dec.advance(context.database(), backends, slug, initiator=actor.audit_name, retention_days=int(days))
     flash(f"{slug}: decommission stage '{stage}' done.")
     return redirect(url_for("tenants.detail", slug=slug))

@@ -20,7 +20,8 @@ from controlplane.storage import Database
 from controlplane.tenancy import decommission as dec
 from controlplane.tenancy.models import SubnetAllocation, Tenant
 from controlplane.tenancy.reconciler import reconcile_tenant
-from controlplane.tenancy.registry import archived_public_keys
+from controlplane.tenancy.registry import archived_public_keys, get_tenant
+from tests.fixtures.app import run_controlplane, settings_env
 from tests.fixtures.tenancy import Provisioned
 
 pytestmark = pytest.mark.integration
@@ -103,3 +104,44 @@ def test_staged_decommission_leaves_nothing_but_the_public_key(
     with database.transaction() as s:
         t = s.get(Tenant, tenant_slug)
         assert t is not None and t.phase == "deleted"
+
+
+def test_cli_decommission_walks_the_stages_it_is_asked_for(
+    database: Database,
+    backends: Backends,
+    tenancy_settings: Settings,
+    controlplane_token: str,
+    tenant_slug: str,
+    provision: Callable[..., Provisioned],
+) -> None:
+    made = provision(tenant_slug, staging=False)
+    env = settings_env(tenancy_settings, vault_token=controlplane_token)
+    refused = run_controlplane("tenants", "decommission", tenant_slug, "--confirm", "wrong", env=env)
+    assert refused.returncode == 1 and "nothing was changed" in refused.stderr
+    with database.transaction() as s:
+        assert get_tenant(s, tenant_slug).phase == "ready"
+
+    archived = run_controlplane(
+        "tenants", "decommission", tenant_slug, "--to", "archived", "--confirm", tenant_slug, env=env
+    )
+    assert archived.returncode == 0, archived.stderr
+    assert "ready -> disabled" in archived.stderr and "disabled -> archived" in archived.stderr
+    with database.transaction() as s:
+        assert get_tenant(s, tenant_slug).phase == "archived"
+
+    deleted = run_controlplane(
+        "tenants",
+        "decommission",
+        tenant_slug,
+        "--to",
+        "deleted",
+        "--retention-days",
+        "0",
+        "--confirm",
+        tenant_slug,
+        env=env,
+    )
+    assert deleted.returncode == 0, deleted.stderr
+    with database.transaction() as s:
+        assert get_tenant(s, tenant_slug).phase == "deleted"
+    assert backends.cloud.list_project_resources(made.project.id).is_empty
