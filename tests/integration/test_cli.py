@@ -2,30 +2,29 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-CONTROLPLANE = [sys.executable, "-m", "controlplane"]
+from tests.fixtures.app import run_controlplane
 
 
 def _run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("CONTROLPLANE_")}
-    clean.update({"CONTROLPLANE_INSTANCE_PATH": str(tmp_path), **env})
-    return subprocess.run([*CONTROLPLANE, *args], capture_output=True, text=True, env=clean,
-                          timeout=60, check=False)
+    return run_controlplane(*args, env={"CONTROLPLANE_INSTANCE_PATH": str(tmp_path), **env}, timeout=60)
 
 
-@pytest.mark.parametrize("url, expected", [
-    ("postgres:/broken", "is not a database URL"),
-    ("postgresql://db.example", "names no database"),
-    ("mysql://root@127.0.0.1/cp", "is not a database URL"),
-])
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("postgres:/broken", "is not a database URL"),
+        ("postgresql://db.example", "names no database"),
+        ("mysql://root@127.0.0.1/cp", "is not a database URL"),
+    ],
+)
 def test_serve_with_malformed_database_url_prints_one_clear_error(
-        tmp_path: Path, url: str, expected: str) -> None:
+    tmp_path: Path, url: str, expected: str
+) -> None:
     result = _run(["serve"], tmp_path, CONTROLPLANE_DATABASE_URL=url)
     assert result.returncode == 2
     assert expected in result.stderr
@@ -34,8 +33,9 @@ def test_serve_with_malformed_database_url_prints_one_clear_error(
 
 
 def test_serve_with_unreachable_database_names_it(tmp_path: Path) -> None:
-    result = _run(["serve"], tmp_path,
-                  CONTROLPLANE_DATABASE_URL="postgresql://cp:pw-not-shown@127.0.0.1:1/cp")
+    result = _run(
+        ["serve"], tmp_path, CONTROLPLANE_DATABASE_URL="postgresql://cp:pw-not-shown@127.0.0.1:1/cp"
+    )
     assert result.returncode == 1
     assert "cannot connect to the database at postgresql+psycopg://cp:***@127.0.0.1:1/cp" in result.stderr
     assert "pw-not-shown" not in result.stderr

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from controlplane.settings import REPO_ROOT
+from tests.fixtures.app import run_controlplane
 
 pytestmark = pytest.mark.integration
 
@@ -20,30 +19,15 @@ DEVCLOUD = str(REPO_ROOT / "scripts" / "devcloud")
 def _doctor(
     instance: Path, clouds_yaml: Path, vault_addr: str, token: str
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTROLPLANE_", "VAULT_", "OS_"))}
-    env.update(
-        {
-            "CONTROLPLANE_INSTANCE_PATH": str(instance),
-            "CONTROLPLANE_CLOUDS_YAML": str(clouds_yaml),
-            "CONTROLPLANE_VAULT_ADDR": vault_addr,
-            "CONTROLPLANE_VAULT_TOKEN": token,
-        }
-    )
-    subprocess.run(
-        [sys.executable, "-m", "controlplane", "db", "upgrade"],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "controlplane", "doctor"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    env = {
+        "CONTROLPLANE_INSTANCE_PATH": str(instance),
+        "CONTROLPLANE_CLOUDS_YAML": str(clouds_yaml),
+        "CONTROLPLANE_VAULT_ADDR": vault_addr,
+        "CONTROLPLANE_VAULT_TOKEN": token,
+    }
+    upgrade = run_controlplane("db", "upgrade", env=env, timeout=60)
+    assert upgrade.returncode == 0, upgrade.stderr
+    return run_controlplane("doctor", env=env, timeout=120)
 
 
 @pytest.fixture

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,30 +18,14 @@ from controlplane.tenancy.models import Tenant
 from controlplane.tenancy.reconciler import reconcile_tenant
 from controlplane.tenancy.service import mark_imported, reconcile_many, register_specs
 from controlplane.tenancy.spec import TenantSpec
+from tests.fixtures.app import run_controlplane, settings_env
 from tests.fixtures.tenancy import Provisioned, spec_text
 
 pytestmark = pytest.mark.integration
 
 
 def _cli(settings: Settings, *args: str, vault_token: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTROLPLANE_", "VAULT_", "OS_"))}
-    env.update(
-        {
-            "CONTROLPLANE_INSTANCE_PATH": settings.instance_path,
-            "CONTROLPLANE_DATABASE_URL": settings.effective_database_url,
-            "CONTROLPLANE_CLOUDS_YAML": settings.clouds_yaml,
-            "CONTROLPLANE_VAULT_ADDR": settings.vault_addr,
-            "CONTROLPLANE_VAULT_TOKEN": vault_token,
-        }
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "controlplane", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_controlplane(*args, env=settings_env(settings, vault_token=vault_token))
 
 
 def test_invalid_spec_applies_nothing_and_names_file_line_field(

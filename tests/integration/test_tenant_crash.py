@@ -4,10 +4,8 @@ process SIGKILLs itself right after an action's backend call returned, before re
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from controlplane.storage import Database
 from controlplane.tenancy.models import Tenant, TenantResource
 from controlplane.tenancy.reconciler import FAULT_KILL_ENV, plan_for
 from controlplane.tenancy.spec import TenantSpec
+from tests.fixtures.app import run_controlplane, settings_env
 
 pytestmark = pytest.mark.integration
 
@@ -28,37 +27,11 @@ pytestmark = pytest.mark.integration
 def _apply(
     settings: Settings, specs_dir: Path, slug: str, *, kill_after: int | None, vault_token: str
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTROLPLANE_", "VAULT_", "OS_"))}
-    env.update(
-        {
-            "CONTROLPLANE_INSTANCE_PATH": settings.instance_path,
-            "CONTROLPLANE_DATABASE_URL": settings.effective_database_url,
-            "CONTROLPLANE_CLOUDS_YAML": settings.clouds_yaml,
-            "CONTROLPLANE_OS_CLOUD": settings.os_cloud,
-            "CONTROLPLANE_VAULT_ADDR": settings.vault_addr,
-            "CONTROLPLANE_VAULT_TOKEN": vault_token,
-        }
-    )
+    env = settings_env(settings, vault_token=vault_token)
     if kill_after is not None:
         env[FAULT_KILL_ENV] = str(kill_after)
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "controlplane",
-            "tenants",
-            "apply",
-            str(specs_dir),
-            "--tenant",
-            slug,
-            "--skip-playbook",
-            "--quiet",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    return run_controlplane(
+        "tenants", "apply", str(specs_dir), "--tenant", slug, "--skip-playbook", "--quiet", env=env
     )
 
 
