@@ -4,9 +4,9 @@ in the same run the same resources with a shell script of `openstack` and `bao` 
     .venv/bin/python bench/vending.py                 # 10 tenants, 3 of them also by CLI script
     .venv/bin/python bench/vending.py --tenants 82 --cli-tenants 5
 
-Needs the devcloud (scripts/devcloud up). Starts its own OpenBao dev server. Prints per-tenant
-p50/p95 for create and destroy, the totals, and the ratio. Each tenant: a domain, 3 groups, a
-project, 3 role assignments, network, subnet, router with gateway and interface, a security group,
+Needs the devcloud (scripts/devcloud up). Starts its own OpenBao dev server (bench/baoserver.py).
+Prints per-tenant p50/p95 for create and destroy, the totals, and the ratio. Each tenant: a domain,
+3 groups, a project, 3 role assignments, network, subnet, router with gateway and interface, a security group,
 compute/network/volume quotas, and in Vault a signing key, a policy, an AppRole and a KV path.
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import shutil
 import statistics
 import subprocess
 import sys
@@ -27,9 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.baoserver import BaoDevServer  # noqa: E402
 from controlplane.backends import Backends  # noqa: E402
 from controlplane.backends.ansible import AnsibleAutomation  # noqa: E402
-from controlplane.backends.keys import RETIRED_KEYS_POLICY, controlplane_policy_hcl  # noqa: E402
 from controlplane.backends.openstack import OpenStackCloud  # noqa: E402
 from controlplane.backends.vault import VaultKeys  # noqa: E402
 from controlplane.migrations import upgrade_database  # noqa: E402
@@ -52,52 +51,6 @@ def pct(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def start_bao(workdir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
-    import requests
-
-    bao = shutil.which("bao", path=str(Path(sys.executable).parent)) or "bao"
-    root = secrets.token_hex(16)
-    port = 8390
-    proc = subprocess.Popen(
-        [
-            bao,
-            "server",
-            "-dev",
-            f"-dev-root-token-id={root}",
-            f"-dev-listen-address=127.0.0.1:{port}",
-            "-dev-no-store-token",
-        ],
-        stdout=(workdir / "bao.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    addr = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if requests.get(f"{addr}/v1/sys/health", timeout=1).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    h = {"X-Vault-Token": root}
-    requests.post(f"{addr}/v1/sys/mounts/transit", json={"type": "transit"}, headers=h, timeout=5)
-    requests.post(
-        f"{addr}/v1/sys/mounts/kv", json={"type": "kv", "options": {"version": "2"}}, headers=h, timeout=5
-    )
-    requests.post(f"{addr}/v1/sys/auth/approle", json={"type": "approle"}, headers=h, timeout=5)
-    requests.put(
-        f"{addr}/v1/sys/policies/acl/controlplane",
-        headers=h,
-        timeout=5,
-        json={"policy": controlplane_policy_hcl(transit_mount="transit", kv_mount="kv")},
-    )
-    token = requests.post(
-        f"{addr}/v1/auth/token/create",
-        headers=h,
-        timeout=5,
-        json={"policies": ["controlplane", RETIRED_KEYS_POLICY]},
-    ).json()["auth"]["client_token"]
-    return proc, addr, token
 
 
 def run_ours(
@@ -161,7 +114,8 @@ def main() -> None:
     args = parser.parse_args()
     clouds_yaml = os.environ.get("OS_CLIENT_CONFIG_FILE") or str(REPO / ".devcloud" / "clouds.yaml")
     workdir = Path(tempfile.mkdtemp(prefix="bench-vending-"))
-    bao, addr, token = start_bao(workdir)
+    bao = BaoDevServer(workdir)
+    addr, token = bao.addr, bao.token
     try:
         settings = load_settings(
             {
@@ -195,7 +149,7 @@ def main() -> None:
         print(f"openstack CLI script: {args.cli_tenants} tenants, one at a time", flush=True)
         cli_c, cli_d = run_cli(args.cli_tenants, cli_env) if args.cli_tenants else ([], [])
     finally:
-        bao.terminate()
+        bao.stop()
     rows = [
         ("control plane, 1 at a time", seq_c, seq_d),
         (f"control plane, {args.concurrency} at once", ours_c, ours_d),

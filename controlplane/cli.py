@@ -166,10 +166,14 @@ def _run_gunicorn(settings: Any, *, bind: str, workers: int) -> None:
 
 
 def _register_command_groups() -> None:
+    from controlplane.commands.audit import audit
+    from controlplane.commands.documents import documents
     from controlplane.commands.tenants import tenants, worker
 
     cli.add_command(tenants)
     cli.add_command(worker)
+    cli.add_command(documents)
+    cli.add_command(audit)
 
 
 # ---------------------------------------------------------------------------- main

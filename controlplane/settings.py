@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -21,6 +22,7 @@ NON_SETTING_ENV = frozenset(
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SUPPORTED_DB_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+ROLES = ("full", "verification")
 
 # Fields whose values must never be printed; `Settings.redacted()` masks them.
 SECRET_FIELDS = frozenset({"secret_key", "vault_token", "vault_secret_id", "metrics_token"})
@@ -62,8 +64,31 @@ class Settings:
     session_idle_minutes: int = 30
     session_absolute_hours: int = 12
     secure_cookies: bool = False
+    # Ministry request rules (requests.rules.RequestRules): a quota growing beyond `factor` x its limit
+    # needs `approvals` operators; auto-approval of decreases, and of one step (`fraction` of the limit)
+    # up when usage is above `threshold` of it.
+    request_large_change_factor: float = 2.0
+    request_large_change_approvals: int = 2
+    request_auto_approve_decreases: bool = True
+    request_auto_approve_steps: bool = True
+    request_step_fraction: float = 0.25
+    request_step_usage_threshold: float = 0.80
     # Bearer token for /metrics scrapers that are not on loopback; empty = loopback only.
     metrics_token: str = ""
+    # What this process serves: "full" (console, APIs, verification) or "verification" (only the
+    # public verification page and API, the trust list and probes: the shared-verification tenant).
+    role: str = "full"
+    # Where the reconciler deploys the shared verification service (playbooks/shared-verification.yml).
+    verification_port: int = 8090
+    # Base of the verification URLs printed in QR codes (uppercased there: QR alphanumeric mode).
+    verify_base_url: str = "http://127.0.0.1:8080"
+    # Public verification (page and JSON) per client IP: a token bucket; 0 per minute = no limit.
+    verify_rate_per_minute: int = 120
+    verify_rate_burst: int = 30
+    # The optional file check on the verification page: hashed while it streams in, never stored.
+    verify_upload_max_bytes: int = 20 * 1024 * 1024
+    # Verification counts are summed in each process and written at most this often.
+    verify_counts_flush_seconds: float = 5.0
 
     # ------------------------------------------------------------------ derived
     @property
@@ -213,6 +238,12 @@ def validate_settings(settings: Settings) -> list[str]:
             problems.append(f"database_url: {redact_url(url)!r} names no database")
     if not 0 < settings.port < 65536:
         problems.append(f"port: {settings.port} is outside 1-65535")
+    if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?", settings.verify_base_url):
+        # Uppercased in every QR: only scheme and host are case-insensitive, so no path prefix.
+        problems.append(
+            f"verify_base_url: {settings.verify_base_url!r} must be http(s)://host[:port], "
+            "e.g. https://verify.gov.example"
+        )
     if settings.log_level.upper() not in LOG_LEVELS:
         problems.append(f"log_level: {settings.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     if not settings.vault_addr.startswith(("http://", "https://")):
@@ -230,4 +261,20 @@ def validate_settings(settings: Settings) -> list[str]:
         problems.append(f"playbooks_dir: {settings.playbooks_dir} is not a directory")
     if settings.session_idle_minutes <= 0 or settings.session_absolute_hours <= 0:
         problems.append("session_idle_minutes and session_absolute_hours must be greater than 0")
+    if settings.request_large_change_factor <= 1:
+        problems.append("request_large_change_factor: must be greater than 1 (e.g. 2.0 = doubling)")
+    if not 1 <= settings.request_large_change_approvals <= 5:
+        problems.append("request_large_change_approvals: must be from 1 to 5 operators")
+    if not 0 < settings.request_step_fraction <= 1:
+        problems.append("request_step_fraction: must be above 0 and at most 1 (e.g. 0.25 = a quarter)")
+    if not 0 <= settings.request_step_usage_threshold <= 1:
+        problems.append("request_step_usage_threshold: must be from 0 to 1 (e.g. 0.8 = 80 % used)")
+    if settings.role not in ROLES:
+        problems.append(f"role: {settings.role!r} is not one of {', '.join(ROLES)}")
+    if not 0 < settings.verification_port < 65536:
+        problems.append(f"verification_port: {settings.verification_port} is outside 1-65535")
+    if settings.verify_rate_per_minute < 0 or settings.verify_rate_burst < 1:
+        problems.append("verify_rate_per_minute must be 0 (no limit) or more, verify_rate_burst at least 1")
+    if settings.verify_upload_max_bytes < 1 or settings.verify_counts_flush_seconds <= 0:
+        problems.append("verify_upload_max_bytes and verify_counts_flush_seconds must be greater than 0")
     return problems

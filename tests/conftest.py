@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.app",
     "tests.fixtures.tenancy",
     "tests.fixtures.browser",
+    "tests.fixtures.documents",
 ]

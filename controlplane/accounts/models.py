@@ -96,7 +96,8 @@ class LoginLockout(Base):
 
 
 class ApiToken(Base):
-    """A scoped machine token of one organisation; only the SHA-256 of its secret is stored."""
+    """A scoped machine token of one organisation, or an operator's short-lived token (`user_id` set,
+    `org` empty); only the SHA-256 of its secret is stored."""
 
     __tablename__ = "api_tokens"
     __table_args__ = (Index("ix_api_tokens_org", "org"),)
@@ -113,3 +114,5 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The operator an operator token acts as (see accounts.tokens.create_operator_token); else None.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))

@@ -19,6 +19,7 @@ from controlplane.accounts import lockout, mfa
 from controlplane.accounts.models import LoginSession, Role, User
 from controlplane.audit import AuditAction, record_event
 from controlplane.errors import Conflict, InvalidInput, NotAuthenticated
+from controlplane.metrics import ACCOUNT_LOGIN_FAILURES_TOTAL
 from controlplane.storage import as_utc, utcnow
 
 BOOTSTRAP_USERNAME = "admin"
@@ -131,6 +132,7 @@ WRONG_CODE = "That code is not valid. Enter the current code from your authentic
 
 def _refuse(session: Session, *, username: str, client_ip: str, stage: str, message: str,
             now: datetime) -> LoginAttempt:
+    ACCOUNT_LOGIN_FAILURES_TOTAL.labels(stage).inc()
     throttle = lockout.record_failure(session, username=username, client_ip=client_ip, stage=stage,
                                       now=now)
     if throttle is not None:

@@ -1,4 +1,5 @@
-"""Scoped API tokens for ministry systems: `cpt_<prefix>_<secret>`, only a SHA-256 kept, revocable."""
+"""Scoped API tokens: `cpt_<prefix>_<secret>`, only a SHA-256 kept, revocable. Organisation tokens
+for ministry systems; short-lived operator tokens bound to the operator who made them in the console."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controlplane.accounts.models import ApiToken, Role
+from controlplane.accounts.mfa import mfa_enrolled
+from controlplane.accounts.models import ApiToken, Role, User
 from controlplane.accounts.service import Actor
 from controlplane.audit import AuditAction, record_event
 from controlplane.errors import InvalidInput, NotAuthenticated, NotFound, PermissionDenied
@@ -29,7 +31,23 @@ KNOWN_SCOPES = (
     "documents:read",
     "documents:revoke",
     "mail:send",
+    "tokens:manage",
 )
+# What an operator token may carry: what the console lets an operator do. Never an organisation's.
+OPERATOR_SCOPES = (
+    "tenants:read",
+    "requests:read",
+    "requests:approve",
+    "tenants:reconcile",
+    "tenants:decommission",
+    "tokens:manage",
+    "audit:read",  # audit checkpoint and proofs: operator (data-center) tokens only, never an org's
+)
+# An operator token outlives no console session: the same 12 h as a session's absolute limit.
+OPERATOR_TOKEN_MAX_AGE = timedelta(hours=12)
+# Organisation-token scopes that make its actor an org admin (it files requests, manages tokens);
+# a token with none of them acts as an org member, who reads only.
+_ADMIN_SCOPES = frozenset({"requests:write", "tokens:manage"})
 ORG_RE = re.compile(r"^[a-z][a-z0-9-]{1,63}$")
 _TOKEN_RE = re.compile(r"^cpt_([0-9a-f]{8})_([A-Za-z0-9_-]{20,100})$")
 USE_TOUCH_INTERVAL = timedelta(minutes=1)
@@ -37,21 +55,56 @@ MAX_NAME = 100
 
 
 @dataclass(frozen=True)
+class TokenActor(Actor):
+    """An organisation token acting in the use-cases, recorded as ``token:<prefix>``. It carries its
+    scopes and expiry so a token it creates can neither outrank nor outlive it."""
+
+    scopes: frozenset[str] = frozenset()
+    expires_at: datetime | None = None
+
+    @property
+    def audit_name(self) -> str:
+        return f"token:{self.username}"
+
+
+@dataclass(frozen=True)
+class OperatorTokenActor(Actor):
+    """An operator acting through an operator token: recorded as the operator (``user:<name>``), so
+    nobody approves their own request and two approvals need two people, through any channel."""
+
+
+@dataclass(frozen=True)
 class ApiActor:
-    """A ministry system acting with a token: its organisation and what the token allows."""
+    """A caller acting with a token: its organisation (empty for an operator token), the operator it
+    is bound to (if any), and what the token allows."""
 
     token_id: int
     name: str
     org: str
     scopes: frozenset[str]
     prefix: str
+    operator: str = ""  # the bound operator's username; empty for an organisation token
+    user_id: int | None = None
+    expires_at: datetime | None = None
+
+    @property
+    def is_operator(self) -> bool:
+        return self.user_id is not None
 
     @property
     def audit_name(self) -> str:
-        return f"token:{self.prefix}"
+        return f"user:{self.operator}" if self.is_operator else f"token:{self.prefix}"
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+    def as_actor(self) -> Actor:
+        """The actor the use-cases check: the bound operator, or the organisation's admin (a token
+        that writes) or member (a token that only reads)."""
+        if self.user_id is not None:
+            return OperatorTokenActor(self.user_id, self.operator, Role.OPERATOR, "")
+        role = Role.ORG_ADMIN if self.scopes & _ADMIN_SCOPES else Role.ORG_MEMBER
+        return TokenActor(0, self.prefix, role, self.org, scopes=self.scopes, expires_at=self.expires_at)
 
 
 @dataclass(frozen=True)
@@ -87,7 +140,7 @@ def create_token(
     problems = []
     if not name or len(name) > MAX_NAME:
         problems.append(f"give the token a name of 1 to {MAX_NAME} characters")
-    if not ORG_RE.match(org):
+    if not ORG_RE.fullmatch(org):  # fullmatch: `$` would let a final newline through
         problems.append("the organisation must be a slug (a-z, 0-9, '-')")
     if not wanted:
         problems.append("choose at least one scope")
@@ -98,17 +151,67 @@ def create_token(
         problems.append("the expiry must be in the future")
     if problems:
         raise InvalidInput("; ".join(problems))
+    if isinstance(actor, TokenActor):
+        _check_within_maker(actor, wanted, expires_at)
+    return _issue(session, actor, name=name, org=org, scopes=wanted, expires_at=expires_at, now=now)
+
+
+def _check_within_maker(maker: TokenActor, scopes: list[str], expires_at: datetime | None) -> None:
+    """A token that makes a token grants no scope it lacks and no life beyond its own."""
+    extra = [s for s in scopes if s not in maker.scopes]
+    if extra:
+        raise PermissionDenied(f"a token cannot grant scopes it does not have: {', '.join(extra)}")
+    if maker.expires_at is not None and (expires_at is None or as_utc(expires_at) > as_utc(maker.expires_at)):
+        raise PermissionDenied("a token cannot make a token that outlives it",
+                               hint=f"choose an expiry before {as_utc(maker.expires_at).isoformat()}")
+
+
+def create_operator_token(
+    session: Session, actor: Actor, *, name: str, scopes: Iterable[str], expires_at: datetime,
+    now: datetime | None = None,
+) -> CreatedToken:
+    """A short-lived token that acts as `actor`, an operator signed in to the console (so with MFA).
+
+    Never made through the API (an operator token cannot mint another), never longer than
+    OPERATOR_TOKEN_MAX_AGE, and refused at use once the operator is disabled or loses MFA."""
+    now = now or utcnow()
+    if actor.role is not Role.OPERATOR or isinstance(actor, (OperatorTokenActor, TokenActor)):
+        raise PermissionDenied("only an operator signed in to the console can create an operator token")
+    user = session.get(User, actor.user_id)
+    if user is None or user.disabled or user.role != Role.OPERATOR.value or not mfa_enrolled(user):
+        raise PermissionDenied("an operator token needs an enabled operator account with MFA")
+    name, wanted = name.strip(), sorted(set(scopes))
+    problems = []
+    if not name or len(name) > MAX_NAME:
+        problems.append(f"give the token a name of 1 to {MAX_NAME} characters")
+    if not wanted:
+        problems.append("choose at least one scope")
+    unknown = [s for s in wanted if s not in OPERATOR_SCOPES]
+    if unknown:
+        problems.append(f"not operator scope(s): {', '.join(unknown)}; known: {', '.join(OPERATOR_SCOPES)}")
+    if not now < as_utc(expires_at) <= now + OPERATOR_TOKEN_MAX_AGE:
+        hours = int(OPERATOR_TOKEN_MAX_AGE.total_seconds() // 3600)
+        problems.append(f"an operator token expires within {hours} hours from now")
+    if problems:
+        raise InvalidInput("; ".join(problems))
+    return _issue(session, actor, name=name, org="", scopes=wanted, expires_at=expires_at, now=now,
+                  user_id=user.id)
+
+
+def _issue(session: Session, actor: Actor, *, name: str, org: str, scopes: list[str],
+           expires_at: datetime | None, now: datetime, user_id: int | None = None) -> CreatedToken:
     prefix = secrets.token_hex(4)
     while session.scalar(select(ApiToken.id).where(ApiToken.prefix == prefix)) is not None:
         prefix = secrets.token_hex(4)
     secret = f"{TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
-    token = ApiToken(name=name, org=org, scopes=wanted, prefix=prefix, secret_hash=_digest(secret),
-                     created_by=actor.audit_name, created_at=now, expires_at=expires_at)
+    token = ApiToken(name=name, org=org, scopes=scopes, prefix=prefix, secret_hash=_digest(secret),
+                     created_by=actor.audit_name, created_at=now, expires_at=expires_at, user_id=user_id)
     session.add(token)
     session.flush()
     record_event(session, action=AuditAction.API_TOKEN_CREATE, initiator=actor.audit_name,
                  target=f"api_token:{token.id}", org=org,
-                 detail={"name": name, "prefix": prefix, "scopes": wanted,
+                 detail={"name": name, "prefix": prefix, "scopes": scopes,
+                         "operator_token": user_id is not None,
                          "expires_at": expires_at.isoformat() if expires_at else None})
     return CreatedToken(token, secret)
 
@@ -161,13 +264,22 @@ def authenticate_bearer(session: Session, header: str | None, *, now: datetime |
         reason = "the API token was revoked"
     elif token.expires_at is not None and as_utc(token.expires_at) <= now:
         reason = "the API token has expired"
+    operator = session.get(User, token.user_id) if token.user_id is not None else None
+    if not reason and token.user_id is not None and (
+        operator is None or operator.disabled or operator.role != Role.OPERATOR.value
+        or not mfa_enrolled(operator) or token.expires_at is None
+    ):
+        reason = "the operator this token acts for can no longer use it"
     if reason:
         record_event(session, action=AuditAction.API_TOKEN_USE, initiator=f"token:{token.prefix}",
                      target=f"api_token:{token.id}", org=token.org, outcome="failure",
                      detail={"reason": reason})
-        raise NotAuthenticated(reason, hint="ask your organisation admin for a new token")
+        raise NotAuthenticated(reason, hint="ask your organisation admin (or, for an operator token, "
+                               "the console) for a new token")
     if token.last_used_at is None or now - as_utc(token.last_used_at) >= USE_TOUCH_INTERVAL:
         token.last_used_at = now
         record_event(session, action=AuditAction.API_TOKEN_USE, initiator=f"token:{token.prefix}",
                      target=f"api_token:{token.id}", org=token.org)
-    return ApiActor(token.id, token.name, token.org, frozenset(token.scopes), token.prefix)
+    return ApiActor(token.id, token.name, token.org, frozenset(token.scopes), token.prefix,
+                    operator=operator.username if operator else "", user_id=token.user_id,
+                    expires_at=as_utc(token.expires_at) if token.expires_at else None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from controlplane.audit.models import AuditEvent
@@ -34,6 +35,11 @@ class AuditAction(StrEnum):
     API_TOKEN_CREATE = "api_token:create"  # noqa: S105 - an action name
     API_TOKEN_REVOKE = "api_token:revoke"  # noqa: S105 - an action name
     API_TOKEN_USE = "api_token:use"  # noqa: S105 - an action name
+    AUDIT_CONSOLE_EXPORT = "audit:console:export"  # an auditor downloaded filtered events
+    DOCUMENT_ISSUE = "document:issue"
+    DOCUMENT_REVOKE = "document:revoke"
+    DOCUMENT_SUPERSEDE = "document:supersede"
+    DOCUMENT_IMPORT = "document:import"
 
 
 def record_event(
@@ -56,3 +62,16 @@ def record_event(
     # Flush now so a failure to write the event fails the caller's action, not a later commit.
     session.flush()
     return event
+
+
+def record_events(session: Session, events: list[dict[str, Any]]) -> None:
+    """Bulk callers (e.g. batch issuance): many events in one multi-row INSERT (no ORM objects), in
+    the caller's transaction and failing it as record_event does. Each dict takes its keywords."""
+    rows = [
+        {"action": str(f["action"]), "initiator": f["initiator"], "target": f["target"],
+         "outcome": f.get("outcome", "success"), "org": f.get("org", ""),
+         "detail": {k: v for k, v in (f.get("detail") or {}).items() if k.lower() not in _SECRET_KEYS}}
+        for f in events
+    ]
+    if rows:
+        session.execute(insert(AuditEvent), rows)

@@ -1,14 +1,22 @@
-"""Tables owned by audit: the append-only event log (CADF fields)."""
+"""Tables owned by audit: the append-only event log (CADF fields), its Merkle tree and signed checkpoints."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, String
+from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, LargeBinary, SmallInteger, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controlplane.storage import Base, utcnow
+
+# CADF observer of every event: this control plane (one service id however many processes run).
+OBSERVER = "controlplane"
+
+
+def new_event_uuid() -> str:
+    return str(uuid.uuid4())
 
 
 class AuditEvent(Base):
@@ -16,6 +24,16 @@ class AuditEvent(Base):
     __table_args__ = (
         Index("ix_audit_events_occurred_at", "occurred_at"),
         Index("ix_audit_events_action", "action"),
+        # Gap-free position in the Merkle log; NULL until the sequencer integrates the event.
+        Index("ix_audit_events_leaf_index", "leaf_index", unique=True),
+        # The sequencer's queue: without it, finding the oldest unsequenced events walks the primary
+        # key past every sequenced row, slower with every batch (bench/audit).
+        Index(
+            "ix_audit_events_unsequenced",
+            "id",
+            postgresql_where=text("leaf_index IS NULL"),
+            sqlite_where=text("leaf_index IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -24,6 +42,62 @@ class AuditEvent(Base):
     outcome: Mapped[str] = mapped_column(String(16))  # success | failure | pending
     initiator: Mapped[str] = mapped_column(String(120))  # "user:admin", "system:reconciler"
     target: Mapped[str] = mapped_column(String(200))  # "user:42", "tenant:health"
-    observer: Mapped[str] = mapped_column(String(80), default="controlplane")
+    observer: Mapped[str] = mapped_column(String(80), default=OBSERVER)
     org: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The CADF event id (a UUID), stable across exports.
+    event_uuid: Mapped[str] = mapped_column(String(36), default=new_event_uuid)
+    leaf_index: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class AuditTreeNode(Base):
+    """A complete subtree of the Merkle log: leaves [index * 2**level, (index + 1) * 2**level).
+    Level 0 holds the leaf hashes. Written once by the sequencer, never updated."""
+
+    __tablename__ = "audit_tree_nodes"
+
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    index: Mapped[int] = mapped_column("idx", BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditTreeState(Base):
+    """One row: how many leaves are integrated and the root over them. Its row lock serialises
+    sequencers (two may run; the second waits, then sees the first one's leaves)."""
+
+    __tablename__ = "audit_tree_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    tree_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditCheckpoint(Base):
+    """A signed statement of (tree size, root, time); valid as long as it matches the tree at its size."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tree_size: Mapped[int] = mapped_column(BigInteger, unique=True)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    signed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    key_name: Mapped[str] = mapped_column(String(128))
+    key_version: Mapped[int] = mapped_column(Integer)
+    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+    # The witness (standing for a security agency) co-signs after checking consistency.
+    witness_key_name: Mapped[str | None] = mapped_column(String(128))
+    witness_key_version: Mapped[int | None] = mapped_column(Integer)
+    witness_signed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    witness_signature: Mapped[bytes | None] = mapped_column(LargeBinary(64))
+
+
+class AuditKey(Base):
+    """Public keys of the audit and witness keys, every version, archived when first used to sign."""
+
+    __tablename__ = "audit_keys"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    archived_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -305,12 +305,16 @@ def decommission(ctx: Any, slug: str, stage: str, retention_days: int, confirm: 
 @pass_ctx
 def worker(ctx: Any, once: bool, interval: int, concurrency: int) -> None:
     """Reconcile tenants continuously: drift detection and repair on every pass."""
+    from controlplane.audit.checkpoints import PINNED_KEY_FILE
+    from controlplane.audit.sequencer import with_sequencer
     from controlplane.requests.desired import sync_outcomes
     from controlplane.tenancy.worker import run_worker
 
     settings, db, backends = _env(ctx)
     run_worker(
-        after_pass=sync_outcomes,
+        # after each pass: requests learn their outcomes, then the audit log is sequenced and signed
+        after_pass=with_sequencer(sync_outcomes, backends.keys,
+                                  pin_path=Path(settings.instance_path) / PINNED_KEY_FILE),
         db=db,
         backends=backends,
         settings=settings,

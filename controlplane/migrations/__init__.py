@@ -20,6 +20,7 @@ def all_metadata() -> MetaData:
     # One line per capability that owns tables (imported for their side effect of registering).
     import controlplane.accounts.models
     import controlplane.audit.models
+    import controlplane.documents.models
     import controlplane.requests.models
     import controlplane.tenancy.models  # noqa: F401
 

@@ -11,6 +11,7 @@ from typing import Any
 from controlplane.accounts.models import Role
 from controlplane.accounts.service import Actor
 from controlplane.errors import InvalidInput, PermissionDenied
+from controlplane.settings import Settings
 from controlplane.tenancy.spec import ComputeQuota, NetworkQuota, Quotas, VolumeQuota
 
 SECTIONS: dict[str, type[ComputeQuota | NetworkQuota | VolumeQuota]] = {
@@ -62,6 +63,18 @@ class RequestRules:
     step_fraction: float = 0.25
     step_usage_threshold: float = 0.80
     ceilings: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_CEILINGS))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RequestRules:
+        """The rules as this deployment configures them (settings.request_*, validated there)."""
+        return cls(
+            large_change_factor=settings.request_large_change_factor,
+            large_change_approvals=settings.request_large_change_approvals,
+            auto_approve_decreases=settings.request_auto_approve_decreases,
+            auto_approve_steps=settings.request_auto_approve_steps,
+            step_fraction=settings.request_step_fraction,
+            step_usage_threshold=settings.request_step_usage_threshold,
+        )
 
 
 @dataclass(frozen=True)

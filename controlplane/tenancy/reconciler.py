@@ -3,7 +3,6 @@ transaction open across a backend call: record intent, call, record outcome."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import random
@@ -14,7 +13,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 
 from sqlalchemy.orm import Session
 
@@ -27,12 +25,13 @@ from controlplane.storage import Database, utcnow
 from controlplane.tenancy import registry
 from controlplane.tenancy.addressing import allocate_subnet, preview_allocations
 from controlplane.tenancy.apply import ApplyContext, api_slot, execute
-from controlplane.tenancy.baseline import run_baseline
+from controlplane.tenancy.baseline import baseline_job, playbooks_digest, run_playbook
 from controlplane.tenancy.leases import acquire_lease, release_lease, renew_lease
 from controlplane.tenancy.models import Tenant
 from controlplane.tenancy.observe import observe_tenant
 from controlplane.tenancy.phases import ACTIVE_PHASES, Phase, check_transition
 from controlplane.tenancy.plan import Action, Plan, plan_tenant, stages_of
+from controlplane.tenancy.services import service_jobs
 from controlplane.tenancy.spec import TenantSpec
 
 log = logging.getLogger(__name__)
@@ -66,12 +65,6 @@ def _policy_for(settings: Settings, slug: str) -> str:
 def _backoff(attempts: int) -> timedelta:
     base = min(600.0, 5.0 * 2 ** max(0, attempts - 1))
     return timedelta(seconds=base * random.uniform(0.8, 1.2))  # noqa: S311 - jitter, not crypto
-
-
-def baseline_digest(spec: TenantSpec, settings: Settings) -> str:
-    playbook = Path(settings.playbooks_dir) / "tenant-baseline.yml"
-    body = playbook.read_bytes() if playbook.exists() else b""
-    return hashlib.sha256(spec.digest().encode() + body).hexdigest()
 
 
 def plan_for(spec: TenantSpec, *, db: Database, backends: Backends, settings: Settings) -> Plan:
@@ -236,14 +229,23 @@ class _TenantPass:
             _remember_ids(s, self.slug, ctx)
 
     def _baseline(self, spec: TenantSpec) -> None:
-        digest = baseline_digest(spec, self.settings)
+        """The baseline, then the deploy of each service the spec lists; all rerun on any change."""
+        jobs = [baseline_job(spec, self.settings), *service_jobs(spec, self.settings)]
+        digest = playbooks_digest(spec, jobs, self.settings)
         with self.db.transaction() as s:
             if registry.get_tenant(s, self.slug).baseline_digest == digest:
                 return
-        self.say(self.slug, "running playbook tenant-baseline.yml")
-        run_baseline(
-            self.slug, spec, db=self.db, backends=self.backends, settings=self.settings, run_id=self.run_id
-        )
+        for i, job in enumerate(jobs):
+            self.say(self.slug, f"running playbook {job.playbook}")
+            run_playbook(
+                self.slug,
+                job,
+                db=self.db,
+                backends=self.backends,
+                settings=self.settings,
+                run_id=self.run_id,
+                playbook_run_id=self.run_id if i == 0 else str(uuid.uuid4()),
+            )
         with self.db.transaction() as s:
             registry.get_tenant(s, self.slug).baseline_digest = digest
 

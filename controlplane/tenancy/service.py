@@ -7,6 +7,7 @@ import socket
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from controlplane.audit import record_event
 from controlplane.backends import Backends
 from controlplane.errors import InvalidInput, NotFound
 from controlplane.settings import Settings
@@ -83,3 +84,13 @@ def mark_imported(db: Database, backends: Backends, spec: TenantSpec, *, initiat
             org=spec.slug,
             detail={"domain": spec.domain_name},
         )
+
+
+def queue_reconcile(db: Database, slug: str, *, initiator: str) -> None:
+    """Make a tenant due now, so the worker's next pass takes it first (the console's and the
+    API's "reconcile now"); audited. The worker reconciles; nothing here calls a backend."""
+    with db.transaction() as s:
+        tenant = registry.get_tenant(s, slug)
+        tenant.next_attempt_at = None
+        registry.add_event(s, slug, "phase", f"reconcile requested by {initiator}")
+        record_event(s, action="tenant:reconcile", initiator=initiator, target=f"tenant:{slug}", org=slug)

@@ -12,6 +12,7 @@ from types import FrameType
 from sqlalchemy import or_, select
 
 from controlplane.backends import Backends
+from controlplane.metrics import observe_reconciles
 from controlplane.settings import Settings
 from controlplane.storage import Database, utcnow
 from controlplane.tenancy.models import Tenant
@@ -51,6 +52,7 @@ def run_pass(
     outcomes = reconcile_many(
         slugs, db=db, backends=backends, settings=settings, concurrency=concurrency, progress=progress
     )
+    observe_reconciles(outcomes)
     if after_pass is not None:
         after_pass(db)  # e.g. requests learn whether their generation converged
     for o in outcomes:

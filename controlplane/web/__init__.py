@@ -5,11 +5,16 @@ from __future__ import annotations
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
-from controlplane.web import auth, context, errors, i18n, metrics_http, security
+from controlplane.web import auth, context, errors, i18n, metrics_http, security, verify_views
 from controlplane.web.account_views import bp as account_bp
+from controlplane.web.api_audit import bp as api_audit_bp
+from controlplane.web.api_documents import bp as api_documents_bp
+from controlplane.web.api_documents import verify as api_documents_verify
 from controlplane.web.api_requests import bp as api_requests_bp
 from controlplane.web.api_tenants import bp as api_tenants_bp
+from controlplane.web.api_tokens import bp as api_tokens_bp
 from controlplane.web.api_v1 import bp as api_v1_bp
+from controlplane.web.audit_views import bp as audit_bp
 from controlplane.web.console import bp as console_bp
 from controlplane.web.openapi import bp as api_docs_bp
 from controlplane.web.portal_views import bp as portal_bp
@@ -29,14 +34,30 @@ def init_web(app: Flask) -> None:
     metrics_http.init_app(app)
     errors.init_app(app)
     app.register_blueprint(probes_bp)
+    verify_views.init_app(app)
+    app.register_blueprint(verify_views.bp)
+    csrf.exempt(verify_views.verify_page)  # checks CSRF itself after hashing the upload in memory
+    if app.extensions["controlplane.settings"].role == "verification":
+        # The shared-verification tenant's processes: the public page, its JSON twin, the trust
+        # list and probes; no console, no operator or issuance API, so nothing there can act on
+        # tenants or sign even if the process were taken over.
+        app.add_url_rule("/api/v1/verify/<token>", "verify_json", api_documents_verify)
+        return
     app.register_blueprint(console_bp)
     app.register_blueprint(account_bp)
     csrf.exempt(api_v1_bp)  # bearer calls only: api_v1 checks CSRF itself for cookie requests
     app.register_blueprint(api_v1_bp)
     app.register_blueprint(tenants_bp)
-    app.register_blueprint(api_tenants_bp)  # read-only (GET): nothing for CSRF to protect
+    csrf.exempt(api_tenants_bp)  # bearer tokens only: a session cookie authenticates nothing there
+    app.register_blueprint(api_tenants_bp)
+    csrf.exempt(api_tokens_bp)  # bearer tokens only, as above
+    app.register_blueprint(api_tokens_bp)
     app.register_blueprint(portal_bp)
     app.register_blueprint(requests_bp)
     csrf.exempt(api_requests_bp)  # bearer tokens only: a session cookie authenticates nothing there
     app.register_blueprint(api_requests_bp)
     app.register_blueprint(api_docs_bp)
+    app.register_blueprint(api_audit_bp)  # GET only, bearer tokens with audit:read
+    csrf.exempt(api_documents_bp)  # bearer tokens only, and the public verify is a GET
+    app.register_blueprint(api_documents_bp)
+    app.register_blueprint(audit_bp)  # GET only: auditors read, nothing there changes state

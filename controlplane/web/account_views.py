@@ -20,8 +20,15 @@ from controlplane.accounts.service import (
     confirm_mfa_enrolment,
     start_session,
 )
-from controlplane.accounts.tokens import KNOWN_SCOPES, create_token, list_tokens, revoke_token
-from controlplane.errors import InvalidInput
+from controlplane.accounts.tokens import (
+    KNOWN_SCOPES,
+    OPERATOR_SCOPES,
+    create_operator_token,
+    create_token,
+    list_tokens,
+    revoke_token,
+)
+from controlplane.errors import InvalidInput, PermissionDenied
 from controlplane.storage import utcnow
 from controlplane.web import context
 from controlplane.web.auth import (
@@ -37,6 +44,7 @@ from controlplane.web.console import MAX_FIELD, adopt_session, finish_login, saf
 bp = Blueprint("account", __name__)
 
 EXPIRY_CHOICES = {"30": 30, "90": 90, "365": 365, "": None}
+OPERATOR_HOURS = ("1", "4", "8", "12")  # an operator token lasts at most a session's 12 hours
 
 
 def _field(name: str, limit: int = MAX_FIELD) -> str:
@@ -130,7 +138,8 @@ def _render_tokens(actor: Actor, *, created_secret: str | None = None, error: st
     return render_template("account/tokens.html", tokens=tokens, scopes=KNOWN_SCOPES,
                            created_secret=created_secret, error=error,
                            form=form or {"org": actor.org, "scopes": []},
-                           org_fixed=actor.role is Role.ORG_ADMIN)
+                           org_fixed=actor.role is Role.ORG_ADMIN,
+                           operator_scopes=OPERATOR_SCOPES if actor.role is Role.OPERATOR else ())
 
 
 @bp.get("/account/tokens", endpoint="tokens")
@@ -156,6 +165,25 @@ def create_token_view() -> str | tuple[str, int]:
                 expires_at=utcnow() + timedelta(days=days) if days else None)
     except InvalidInput as exc:
         return _render_tokens(actor, error=exc.message, form=form), 400
+    return _render_tokens(actor, created_secret=created.secret)
+
+
+@bp.post("/account/tokens/operator", endpoint="create_operator_token")
+@login_required
+def create_operator_token_view() -> str | tuple[str, int]:
+    """An operator's own short-lived API token: only here, in a console session (so after MFA)."""
+    actor = _manager()
+    scopes = request.form.getlist("op_scopes")
+    form = {"name": _field("op_name"), "scopes": [], "op_scopes": scopes, "op_hours": _field("op_hours")}
+    try:
+        hours = form["op_hours"]
+        if hours not in OPERATOR_HOURS:
+            raise InvalidInput("choose how many hours the operator token lasts")
+        with context.database().transaction() as db:
+            created = create_operator_token(db, actor, name=str(form["name"]), scopes=scopes,
+                                            expires_at=utcnow() + timedelta(hours=int(hours)))
+    except (InvalidInput, PermissionDenied) as exc:
+        return _render_tokens(actor, error=exc.message, form=form), exc.status
     return _render_tokens(actor, created_secret=created.secret)
 
 

@@ -9,7 +9,7 @@ import functools
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar, cast
 
-from flask import g, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from controlplane.accounts.tokens import ApiActor, authenticate_bearer
 from controlplane.errors import NotAuthenticated, PermissionDenied
@@ -44,7 +44,10 @@ def require_scope(scope: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     def decorate(view: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(view)
         def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
-            actor = current_api_actor()
+            try:
+                actor = current_api_actor()
+            except NotAuthenticated as exc:  # answered here, so every guarded view challenges alike
+                return cast(R, bearer_challenge(exc))
             if not actor.has_scope(scope):
                 raise PermissionDenied(f"this API token lacks the scope {scope!r}",
                                        hint="ask your organisation admin for a token with that scope")
@@ -55,4 +58,24 @@ def require_scope(scope: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     return decorate
 
 
-__all__ = ["ApiActor", "NotAuthenticated", "current_api_actor", "has_bearer", "require_scope"]
+def bearer_challenge(exc: NotAuthenticated) -> tuple[Response, int]:
+    """A 401 that says how to authenticate (RFC 6750), beside the JSON message."""
+    response = jsonify(exc.to_dict())
+    response.headers["WWW-Authenticate"] = 'Bearer realm="controlplane"'
+    return response, exc.status
+
+
+def challenge_on_401(bp: Blueprint) -> None:
+    """Every 401 of `bp` carries the challenge, also from views that call current_api_actor()."""
+    bp.register_error_handler(NotAuthenticated, bearer_challenge)
+
+
+__all__ = [
+    "ApiActor",
+    "NotAuthenticated",
+    "bearer_challenge",
+    "challenge_on_401",
+    "current_api_actor",
+    "has_bearer",
+    "require_scope",
+]

@@ -1,4 +1,5 @@
-"""JSON API for tenants, /api/v1/tenants: a ministry system reads its own organisation's tenant."""
+"""JSON API for tenants, /api/v1/tenants: an organisation token reads its own organisation's tenant;
+an operator token reads every tenant, queues a reconcile and takes decommission stages."""
 
 from __future__ import annotations
 
@@ -6,16 +7,22 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from controlplane.errors import InvalidInput, NotFound
+from controlplane.errors import Conflict, InvalidInput, NotFound
 from controlplane.storage import as_utc
+from controlplane.tenancy import decommission as dec
 from controlplane.tenancy import registry
 from controlplane.tenancy.models import Tenant
+from controlplane.tenancy.service import queue_reconcile
 from controlplane.web import context
-from controlplane.web.api_auth import current_api_actor, require_scope
+from controlplane.web.api_auth import challenge_on_401, current_api_actor, require_scope
+from controlplane.web.api_body import read_body, whole_number
 
 bp = Blueprint("api_tenants", __name__, url_prefix="/api/v1/tenants")
+challenge_on_401(bp)
 
 MAX_EVENTS = 500
+MAX_RETENTION_DAYS = 36500
+DECOMMISSION_FIELDS = frozenset({"confirm", "retention_days"})
 
 
 def tenant_json(t: Tenant) -> dict[str, Any]:
@@ -34,12 +41,13 @@ def tenant_json(t: Tenant) -> dict[str, Any]:
 
 
 def _visible(slug: str) -> Tenant:
-    """The tenant if the token's organisation owns it; any other slug is simply not found."""
+    """The tenant if the token may see it (an operator's: any; an organisation's: its own); any
+    other slug is simply not found, with a message that names nothing."""
     actor = current_api_actor()
     with context.database().transaction() as s:
-        tenant = s.get(Tenant, slug) if slug == actor.org else None
+        tenant = s.get(Tenant, slug) if actor.is_operator or slug == actor.org else None
         if tenant is None:
-            raise NotFound(f"no tenant {slug!r} visible to this token")
+            raise NotFound("there is no such tenant visible to this token")
         s.expunge(tenant)
     return tenant
 
@@ -49,8 +57,11 @@ def _visible(slug: str) -> Tenant:
 def list_tenants() -> Response:
     actor = current_api_actor()
     with context.database().transaction() as s:
-        own = s.get(Tenant, actor.org)
-        items = [tenant_json(own)] if own is not None else []
+        if actor.is_operator:
+            items = [tenant_json(t) for t in registry.list_tenants(s)]
+        else:
+            own = s.get(Tenant, actor.org)
+            items = [tenant_json(own)] if own is not None else []
     return jsonify(items=items)
 
 
@@ -75,3 +86,40 @@ def tenant_events(slug: str) -> Response:
         items = [{"time": as_utc(e.occurred_at).isoformat(), "kind": e.kind, "message": e.message}
                  for e in events]
     return jsonify(items=items)
+
+
+@bp.post("/<slug>/reconcile")
+@require_scope("tenants:reconcile")
+def reconcile_now(slug: str) -> tuple[Response, int]:
+    """Queue the tenant for the reconciler's next pass (202: the worker does the work)."""
+    _visible(slug)
+    read_body(allowed=frozenset(), required=False)
+    queue_reconcile(context.database(), slug, initiator=current_api_actor().audit_name)
+    return jsonify(slug=slug, queued=True), 202
+
+
+@bp.post("/<slug>/decommission")
+@require_scope("tenants:decommission")
+def decommission(slug: str) -> Response:
+    """Take the tenant's next decommission stage. `confirm` must be the tenant's slug, typed: the
+    console's typed confirmation, so a script cannot take a stage by a slip of the path."""
+    _visible(slug)
+    body = read_body(allowed=DECOMMISSION_FIELDS, required=True)
+    confirm = body.get("confirm")
+    if not isinstance(confirm, str):
+        raise InvalidInput("confirm: type the tenant's slug, as a string")
+    if confirm != slug:
+        # Well formed, but it names another tenant than the path: a conflict between the request and
+        # its target (like a failed precondition), not bad syntax; the document cannot express
+        # "equal to the path", and schema-valid input is never a 400 here.
+        raise Conflict("confirm: type the tenant's slug exactly, as in the path; nothing was changed")
+    # Used by the retention-hold stage only, as in the console.
+    days = whole_number(body, "retention_days", default=365, low=0, high=MAX_RETENTION_DAYS)
+    backends, error = context.backends()
+    if backends is None:
+        raise error or InvalidInput("the cloud backends are not configured")
+    stage = dec.advance(context.database(), backends, slug, initiator=current_api_actor().audit_name,
+                        retention_days=days)
+    with context.database().transaction() as s:
+        phase = registry.get_tenant(s, slug).phase
+    return jsonify(slug=slug, stage=stage.value, phase=phase)

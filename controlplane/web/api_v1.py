@@ -1,13 +1,13 @@
-"""The JSON API, /api/v1: bearer-token callers (ministry systems). For now only `whoami`."""
+"""The JSON API, /api/v1: bearer-token callers (ministry systems, operators). Here: `whoami`."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from controlplane.errors import NotAuthenticated
-from controlplane.web.api_auth import current_api_actor, has_bearer
+from controlplane.web.api_auth import challenge_on_401, current_api_actor, has_bearer
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
+challenge_on_401(bp)
 
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -20,16 +20,10 @@ def _csrf_unless_bearer() -> None:
         current_app.extensions["csrf"].protect()
 
 
-@bp.errorhandler(NotAuthenticated)
-def _not_authenticated(exc: NotAuthenticated) -> tuple[Response, int]:
-    response = jsonify(exc.to_dict())
-    response.headers["WWW-Authenticate"] = 'Bearer realm="controlplane"'
-    return response, exc.status
-
-
 @bp.get("/whoami")
 def whoami() -> Response:
-    """Which organisation and scopes the presented token carries."""
+    """Which organisation (or operator) and scopes the presented token carries."""
     actor = current_api_actor()
-    return jsonify(org=actor.org, scopes=sorted(actor.scopes),
-                   token={"name": actor.name, "prefix": actor.prefix})
+    return jsonify(org=actor.org or None, operator=actor.operator or None, scopes=sorted(actor.scopes),
+                   token={"name": actor.name, "prefix": actor.prefix,
+                          "expires_at": actor.expires_at.isoformat() if actor.expires_at else None})

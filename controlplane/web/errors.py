@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -14,8 +14,9 @@ log = logging.getLogger(__name__)
 
 
 def _wants_json() -> bool:
+    # A verification-only process (settings.role) has no console for the error page to link to.
     return request.path.startswith(("/api/", "/healthz", "/readyz", "/metrics")) or (
-        request.accept_mimetypes.best == "application/json"
+        request.accept_mimetypes.best == "application/json" or "console" not in current_app.blueprints
     )
 
 

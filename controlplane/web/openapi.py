@@ -2,44 +2,21 @@
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
 from controlplane import __version__
 from controlplane.requests.rules import DEFAULT_CEILINGS, QUOTA_KEYS
+from controlplane.web import openapi_audit, openapi_documents, openapi_operator
+from controlplane.web.openapi_common import NO_CONTROL, REQUEST_ID, SLUG, errors, ok
+
+# Parts of the document kept in their own modules: each exposes PATHS and SCHEMAS, merged below.
+PARTS: tuple[ModuleType, ...] = (openapi_operator, openapi_documents, openapi_audit)
 
 bp = Blueprint("api_docs", __name__)
 
-_ERROR = {"$ref": "#/components/schemas/Error"}
-
-
-def _errors(*codes: int) -> dict[str, Any]:
-    reasons = {
-        400: "Invalid input",
-        401: "Missing, wrong, revoked or expired token",
-        403: "The token lacks the scope",
-        404: "Not found (or not visible to this token)",
-        409: "Conflicts with the current state of the request or the tenant; nothing was changed",
-        502: "A backend (OpenStack) refused or failed; nothing was changed",
-        503: "A backend (OpenStack) is unavailable for now; nothing was changed, retry later",
-    }
-    return {
-        str(c): {"description": reasons[c], "content": {"application/json": {"schema": _ERROR}}}
-        for c in codes
-    }
-
-
-def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"200": {"description": description, "content": {"application/json": {"schema": schema}}}}
-
-
-REQUEST_ID = {
-    "name": "request_id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "integer", "minimum": 1, "maximum": 2147483647},
-}
 REQUEST_STATES = ["draft", "submitted", "approved", "rejected", "applied", "failed", "withdrawn"]
 _REQUEST = {"$ref": "#/components/schemas/Request"}
 _REQUEST_LIST = {
@@ -66,8 +43,6 @@ QUOTAS_SCHEMA = {
         for section in ("compute", "network", "volume")
     },
 }
-# Free text the API takes: no control characters (tab and newlines are fine), as api_requests checks.
-_NO_CONTROL = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$"
 # A new environment needs every quota; a quota change names only those it changes.
 _EVERY_QUOTA = {
     "required": ["compute", "network", "volume"],
@@ -81,19 +56,13 @@ _ACTION_BODY = {
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RequestAction"}}},
 }
 
-SLUG = {
-    "name": "slug",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "pattern": "^[a-z][a-z0-9-]{1,30}[a-z0-9]$"},
-}
-
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
         "title": "National data-center control plane API",
         "version": __version__,
-        "description": "For ministry systems, with a scoped API token (Authorization: Bearer cpt_...).",
+        "description": "For ministry systems, with a scoped organisation API token, and for operators, "
+        "with a short-lived operator token made in the console after MFA (Authorization: Bearer cpt_...).",
     },
     "servers": [{"url": "/"}],
     "security": [{"bearer": []}],
@@ -102,15 +71,16 @@ DOCUMENT: dict[str, Any] = {
             "get": {
                 "operationId": "whoami",
                 "summary": "The organisation and scopes of the presented token",
-                "responses": {**_ok({"$ref": "#/components/schemas/WhoAmI"}), **_errors(401)},
+                "responses": {**ok({"$ref": "#/components/schemas/WhoAmI"}), **errors(401)},
             }
         },
         "/api/v1/tenants": {
             "get": {
                 "operationId": "listTenants",
-                "summary": "The token's own organisation's tenant (scope tenants:read)",
+                "summary": "The token's own organisation's tenant; every tenant for an operator token "
+                "(scope tenants:read)",
                 "responses": {
-                    **_ok(
+                    **ok(
                         {
                             "type": "object",
                             "required": ["items"],
@@ -119,7 +89,7 @@ DOCUMENT: dict[str, Any] = {
                             },
                         }
                     ),
-                    **_errors(401, 403),
+                    **errors(401, 403),
                 },
             }
         },
@@ -128,7 +98,7 @@ DOCUMENT: dict[str, Any] = {
                 "operationId": "getTenant",
                 "summary": "One tenant with its spec (scope tenants:read)",
                 "parameters": [SLUG],
-                "responses": {**_ok({"$ref": "#/components/schemas/TenantDetail"}), **_errors(401, 403, 404)},
+                "responses": {**ok({"$ref": "#/components/schemas/TenantDetail"}), **errors(401, 403, 404)},
             }
         },
         "/api/v1/tenants/{slug}/events": {
@@ -145,7 +115,7 @@ DOCUMENT: dict[str, Any] = {
                     },
                 ],
                 "responses": {
-                    **_ok(
+                    **ok(
                         {
                             "type": "object",
                             "required": ["items"],
@@ -154,15 +124,26 @@ DOCUMENT: dict[str, Any] = {
                             },
                         }
                     ),
-                    **_errors(400, 401, 403, 404),
+                    **errors(400, 401, 403, 404),
                 },
             }
         },
         "/api/v1/requests": {
             "get": {
                 "operationId": "listRequests",
-                "summary": "The token's organisation's requests, newest first (scope requests:read)",
+                "summary": "Requests newest first (scope requests:read): an organisation token's own, "
+                "an operator token's every organisation's",
                 "parameters": [
+                    {
+                        "name": "org",
+                        "in": "query",
+                        "required": False,
+                        "schema": {
+                            "type": "string",
+                            "pattern": "^[a-z][a-z0-9-]{1,63}$",
+                            "not": {"pattern": "\\n"},
+                        },
+                    },
                     {
                         "name": "state",
                         "in": "query",
@@ -176,7 +157,7 @@ DOCUMENT: dict[str, Any] = {
                         "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
                     },
                 ],
-                "responses": {**_ok(_REQUEST_LIST), **_errors(400, 401, 403)},
+                "responses": {**ok(_REQUEST_LIST), **errors(400, 401, 403)},
             },
             "post": {
                 "operationId": "createRequest",
@@ -196,7 +177,7 @@ DOCUMENT: dict[str, Any] = {
                         },
                         "content": {"application/json": {"schema": _REQUEST}},
                     },
-                    **_errors(400, 401, 403, 404, 409, 502, 503),
+                    **errors(400, 401, 403, 404, 409, 502, 503),
                 },
             },
         },
@@ -205,7 +186,7 @@ DOCUMENT: dict[str, Any] = {
                 "operationId": "getRequest",
                 "summary": "One request of the token's organisation with every step (scope requests:read)",
                 "parameters": [REQUEST_ID],
-                "responses": {**_ok(_REQUEST), **_errors(401, 403, 404)},
+                "responses": {**ok(_REQUEST), **errors(401, 403, 404)},
             }
         },
         "/api/v1/requests/{request_id}/submit": {
@@ -214,7 +195,7 @@ DOCUMENT: dict[str, Any] = {
                 "summary": "Submit a draft for approval (scope requests:write)",
                 "parameters": [REQUEST_ID],
                 "requestBody": _ACTION_BODY,
-                "responses": {**_ok(_REQUEST), **_errors(400, 401, 403, 404, 409, 502, 503)},
+                "responses": {**ok(_REQUEST), **errors(400, 401, 403, 404, 409, 502, 503)},
             }
         },
         "/api/v1/requests/{request_id}/withdraw": {
@@ -223,7 +204,7 @@ DOCUMENT: dict[str, Any] = {
                 "summary": "Withdraw a draft or submitted request (scope requests:write)",
                 "parameters": [REQUEST_ID],
                 "requestBody": _ACTION_BODY,
-                "responses": {**_ok(_REQUEST), **_errors(400, 401, 403, 404, 409)},
+                "responses": {**ok(_REQUEST), **errors(400, 401, 403, 404, 409)},
             }
         },
     },
@@ -243,9 +224,11 @@ DOCUMENT: dict[str, Any] = {
             },
             "WhoAmI": {
                 "type": "object",
-                "required": ["org", "scopes"],
+                "required": ["org", "operator", "scopes"],
                 "properties": {
-                    "org": {"type": "string"},
+                    "org": {"type": ["string", "null"], "description": "null for an operator token"},
+                    "operator": {"type": ["string", "null"], "description": "the operator an operator "
+                                 "token acts as; null for an organisation token"},
                     "scopes": {"type": "array", "items": {"type": "string"}},
                     "token": {"type": "object"},
                 },
@@ -299,8 +282,8 @@ DOCUMENT: dict[str, Any] = {
                         "description": "Only the quotas to change (quota_change) or every quota "
                         "(new_environment)",
                     },
-                    "description": {"type": "string", "maxLength": 500, "pattern": _NO_CONTROL},
-                    "comment": {"type": "string", "maxLength": 500, "pattern": _NO_CONTROL},
+                    "description": {"type": "string", "maxLength": 500, "pattern": NO_CONTROL},
+                    "comment": {"type": "string", "maxLength": 500, "pattern": NO_CONTROL},
                     "submit": {"type": "boolean", "default": True},
                 },
                 "if": {"required": ["kind"], "properties": {"kind": {"const": "new_environment"}}},
@@ -309,7 +292,7 @@ DOCUMENT: dict[str, Any] = {
             "RequestAction": {
                 "type": "object",
                 "additionalProperties": False,
-                "properties": {"comment": {"type": "string", "maxLength": 500, "pattern": _NO_CONTROL}},
+                "properties": {"comment": {"type": "string", "maxLength": 500, "pattern": NO_CONTROL}},
             },
             "RequestStep": {
                 "type": "object",
@@ -379,6 +362,11 @@ DOCUMENT: dict[str, Any] = {
         },
     },
 }
+
+
+for _part in PARTS:
+    DOCUMENT["paths"].update(_part.PATHS)
+    DOCUMENT["components"]["schemas"].update(_part.SCHEMAS)
 
 
 @bp.get("/api/v1/openapi.json")

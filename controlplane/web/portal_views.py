@@ -18,7 +18,7 @@ from controlplane.backends import Backends
 from controlplane.errors import ControlPlaneError, InvalidInput, NotFound, PermissionDenied
 from controlplane.requests import service
 from controlplane.requests.lifecycle import Kind
-from controlplane.requests.rules import MAX_TEXT, QUOTA_KEYS, flatten
+from controlplane.requests.rules import MAX_TEXT, QUOTA_KEYS, RequestRules, flatten
 from controlplane.tenancy import registry
 from controlplane.tenancy.spec import TenantSpec
 from controlplane.tenancy.usage import DISPLAY_MAX_AGE, read_project_quotas
@@ -234,6 +234,7 @@ def create_request() -> WerkzeugResponse | tuple[str, int]:
             context.database(), backends, actor, org=actor.org, kind=kind, environment=environment,
             quotas=quotas, description=description, comment=comment,
             submit=request.form.get("submit") != "draft",
+            rules=RequestRules.from_settings(context.settings()),
         )
     except InvalidInput as exc:
         try:  # the form again, with what was typed and why it was refused
@@ -283,7 +284,8 @@ def submit_request(request_id: int) -> WerkzeugResponse:
     backends, problem = context.backends()
     if backends is None:
         raise problem or InvalidInput("the cloud backends are not configured")
-    view = service.submit_request(context.database(), backends, actor, request_id, comment=comment)
+    view = service.submit_request(context.database(), backends, actor, request_id, comment=comment,
+                                  rules=RequestRules.from_settings(context.settings()))
     flash(gettext("Request %(id)d is now %(state)s.", id=view.id, state=gettext(view.state)))
     return redirect(url_for("portal.request_detail", request_id=view.id))
 

@@ -15,7 +15,7 @@ from controlplane.accounts.service import Actor
 from controlplane.errors import ControlPlaneError, InvalidInput, NotFound
 from controlplane.requests import service
 from controlplane.requests.lifecycle import State
-from controlplane.requests.rules import MAX_TEXT
+from controlplane.requests.rules import MAX_TEXT, RequestRules
 from controlplane.requests.service import RequestView
 from controlplane.web import context
 from controlplane.web.auth import login_required, require_role
@@ -105,7 +105,8 @@ def approve(request_id: int) -> WerkzeugResponse | tuple[str, int]:
         backends, problem = context.backends()
         if backends is None:
             raise problem or InvalidInput("the cloud backends are not configured")
-        done = service.approve_request(context.database(), backends, actor, request_id, comment=comment)
+        done = service.approve_request(context.database(), backends, actor, request_id, comment=comment,
+                                       rules=RequestRules.from_settings(context.settings()))
     except ControlPlaneError as exc:  # refused (own request, twice, too late, bad input): say why here
         return _detail(actor, _load(actor, request_id) if exc.status < 500 else view,
                        error=exc.message, status=exc.status)

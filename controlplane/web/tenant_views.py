@@ -11,13 +11,13 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from controlplane.accounts.models import Role
 from controlplane.accounts.service import Actor
-from controlplane.audit import record_event
 from controlplane.errors import ControlPlaneError, InvalidInput, NotFound
 from controlplane.requests.lifecycle import State
 from controlplane.requests.models import ResourceRequest
 from controlplane.tenancy import decommission as dec
 from controlplane.tenancy import registry
 from controlplane.tenancy.models import PlaybookEvent, PlaybookRun, Tenant
+from controlplane.tenancy.service import queue_reconcile
 from controlplane.tenancy.usage import DISPLAY_MAX_AGE, read_project_quotas
 from controlplane.web import context
 from controlplane.web.auth import login_required
@@ -136,12 +136,7 @@ def _usage(resources: dict[str, str], environments: Any, *, fresh: bool = False)
 def reconcile_now(slug: str) -> WerkzeugResponse:
     actor = _actor()
     _require_operator(actor)
-    with context.database().transaction() as s:
-        tenant = registry.get_tenant(s, slug)
-        tenant.next_attempt_at = None  # due now: the next worker pass takes it first
-        registry.add_event(s, slug, "phase", f"reconcile requested by {actor.username}")
-        record_event(s, action="tenant:reconcile", initiator=actor.audit_name, target=f"tenant:{slug}",
-                     org=slug)
+    queue_reconcile(context.database(), slug, initiator=actor.audit_name)
     flash(f"{slug}: queued for the reconciler's next pass.")
     return redirect(url_for("tenants.detail", slug=slug))
 

@@ -1,4 +1,5 @@
-"""Scoped API tokens: created once in the console, hashed at rest, bearer auth on /api/v1, revocable."""
+"""Scoped API tokens: created once in the console, hashed at rest, bearer auth on /api/v1, revocable;
+operator tokens made only in the console after MFA, short-lived, bound to their operator."""
 
 from __future__ import annotations
 
@@ -11,15 +12,22 @@ from flask import Flask, jsonify
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
-from controlplane.accounts.models import ApiToken, Role
+from controlplane.accounts.models import ApiToken, Role, User
 from controlplane.accounts.service import Actor, create_user, start_session
-from controlplane.accounts.tokens import authenticate_bearer, create_token, list_tokens, revoke_token
+from controlplane.accounts.tokens import (
+    authenticate_bearer,
+    create_operator_token,
+    create_token,
+    list_tokens,
+    revoke_token,
+)
 from controlplane.audit.models import AuditEvent
-from controlplane.errors import NotFound, PermissionDenied
+from controlplane.errors import InvalidInput, NotFound, PermissionDenied
 from controlplane.storage import Database, as_utc, utcnow
 from controlplane.web.api_auth import require_scope
 from controlplane.web.auth import SESSION_KEY
 from tests.fixtures.app import csrf_token_from
+from tests.integration.api_actors import make_user
 
 SECRET_RE = re.compile(r"cpt_[0-9a-f]{8}_[A-Za-z0-9_-]+")
 
@@ -208,3 +216,106 @@ def test_require_scope_refuses_a_token_without_the_scope(app: Flask, database: D
     assert refused.status_code == 403 and "documents:issue" in refused.get_json()["message"]
     assert api.get("/api/v1/test-issue", headers=_bearer(issuer)).get_json() == {"issued": True}
     assert api.get("/api/v1/test-issue").status_code == 401
+
+
+# ------------------------------------------------------------------------------ operator tokens
+def test_operator_token_is_made_in_the_console_and_acts_as_its_operator(
+    app: Flask, database: Database
+) -> None:
+    alice = make_user(database, "alice-console", Role.OPERATOR, with_mfa=True)
+    console = _signed_in(app, database, alice)
+    page = console.get("/account/tokens").get_data(as_text=True)
+    assert 'name="op_scopes"' in page
+    made = console.post("/account/tokens/operator", data={
+        "csrf_token": csrf_token_from(page), "op_name": "queue script", "op_hours": "12",
+        "op_scopes": ["requests:approve", "requests:read"]})
+    assert made.status_code == 200
+    secret = SECRET_RE.search(made.get_data(as_text=True))
+    assert secret is not None
+    whoami = app.test_client().get("/api/v1/whoami", headers=_bearer(secret.group(0))).get_json()
+    assert whoami["operator"] == "alice-console" and whoami["org"] is None
+    assert whoami["scopes"] == ["requests:approve", "requests:read"]
+    with database.transaction() as s:
+        row = s.scalar(select(ApiToken))
+        assert row is not None and row.user_id == alice.user_id and row.org == ""
+        assert row.expires_at is not None
+        assert timedelta(hours=11, minutes=59) < as_utc(row.expires_at) - utcnow() <= timedelta(hours=12)
+        event = s.scalar(select(AuditEvent).where(AuditEvent.action == "api_token:create"))
+        assert event is not None and event.initiator == "user:alice-console"
+        assert event.detail["operator_token"] is True
+
+    for form in ({"op_hours": "13"}, {"op_hours": "12", "op_scopes": ["requests:write"]}, {"op_hours": "1"}):
+        data = {"csrf_token": csrf_token_from(page), "op_name": "x", "op_scopes": ["tenants:read"], **form}
+        if form.get("op_hours") == "1":
+            data["op_scopes"] = []
+        assert console.post("/account/tokens/operator", data=data).status_code == 400, form
+    admin = _signed_in(app, database, make_user(database, "health-adm", Role.ORG_ADMIN, "health"))
+    admin_page = admin.get("/account/tokens").get_data(as_text=True)
+    assert 'name="op_scopes"' not in admin_page
+    refused = admin.post("/account/tokens/operator", data={
+        "csrf_token": csrf_token_from(admin_page), "op_name": "x", "op_hours": "1",
+        "op_scopes": ["tenants:read"]})
+    assert refused.status_code == 403
+    with database.transaction() as s:
+        assert s.scalar(select(func.count()).select_from(ApiToken)) == 1
+
+
+def test_operator_tokens_need_mfa_stay_short_and_die_with_the_operator(
+    app: Flask, database: Database
+) -> None:
+    bob = make_user(database, "bob-ops", Role.OPERATOR, with_mfa=True)
+    no_mfa = make_user(database, "carol-ops", Role.OPERATOR)
+    soon = utcnow() + timedelta(hours=1)
+    with database.transaction() as s:
+        with pytest.raises(PermissionDenied, match="MFA"):
+            create_operator_token(s, no_mfa, name="x", scopes=["tenants:read"], expires_at=soon)
+        with pytest.raises(InvalidInput, match="within 12 hours"):
+            create_operator_token(s, bob, name="x", scopes=["tenants:read"],
+                                  expires_at=utcnow() + timedelta(hours=13))
+        with pytest.raises(InvalidInput, match="not operator scope"):
+            create_operator_token(s, bob, name="x", scopes=["documents:issue"], expires_at=soon)
+        secret = create_operator_token(s, bob, name="x", scopes=["tokens:manage", "tenants:read"],
+                                       expires_at=soon).secret
+    api = app.test_client()
+    with database.transaction() as s:  # an operator token cannot mint another
+        actor = authenticate_bearer(s, f"Bearer {secret}").as_actor()
+        assert actor.audit_name == "user:bob-ops" and actor.role is Role.OPERATOR
+        with pytest.raises(PermissionDenied):
+            create_operator_token(s, actor, name="y", scopes=["tenants:read"], expires_at=soon)
+    minted = api.post("/api/v1/tokens", headers=_bearer(secret), json={
+        "name": "y", "org": "health", "scopes": ["requests:approve"], "expires_in_days": 1})
+    assert minted.status_code == 400 and "unknown scope" in minted.get_json()["message"]
+
+    assert api.get("/api/v1/whoami", headers=_bearer(secret)).status_code == 200
+    with database.transaction() as s:
+        s.execute(update(User).where(User.id == bob.user_id).values(disabled=True))
+    gone = api.get("/api/v1/whoami", headers=_bearer(secret))
+    assert gone.status_code == 401 and "can no longer use it" in gone.get_json()["message"]
+
+
+def test_a_token_made_through_the_api_is_no_stronger_than_its_maker(app: Flask, database: Database) -> None:
+    operator = _actor(database, "op-maker", Role.OPERATOR)
+    with database.transaction() as s:
+        maker = create_token(s, operator, name="health admin system", org="health",
+                             scopes=["tokens:manage", "tenants:read"],
+                             expires_at=utcnow() + timedelta(days=30)).secret
+    api = app.test_client()
+
+    def make(**body: object) -> tuple[int, dict[str, object]]:
+        response = api.post("/api/v1/tokens", headers=_bearer(maker), json={
+            "name": "child", "org": "health", "scopes": ["tenants:read"], "expires_in_days": 7, **body})
+        return response.status_code, response.get_json()
+
+    assert make(scopes=["requests:write"])[0] == 403
+    assert make(expires_in_days=60)[0] == 403
+    assert make(org="finance")[0] == 403
+    assert make(expires_in_days=0)[0] == 400
+    assert make(expires_in_days=None)[0] == 400
+    status, child = make()
+    assert status == 201 and child["org"] == "health" and child["created_by"].startswith("token:")
+    assert api.get("/api/v1/whoami", headers=_bearer(str(child["secret"]))).status_code == 200
+    listed = api.get("/api/v1/tokens", headers=_bearer(maker)).get_json()["items"]
+    assert "secret" not in listed[0] and {t["name"] for t in listed} == {"health admin system", "child"}
+    revoked = api.post(f"/api/v1/tokens/{child['id']}/revoke", headers=_bearer(maker))
+    assert revoked.status_code == 200 and revoked.get_json()["revoked_at"] is not None
+    assert api.get("/api/v1/whoami", headers=_bearer(str(child["secret"]))).status_code == 401

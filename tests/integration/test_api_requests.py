@@ -1,5 +1,6 @@
-"""The requests JSON API: a token files and follows its own organisation's requests, with scopes;
-another organisation's request does not exist for it; bad input is a clear 400 and writes nothing."""
+"""The requests JSON API: an organisation token files and follows its requests, operator tokens approve
+and reject them as their operators; bad input is a clear 400 and writes nothing. Who may call what,
+and that another organisation's request does not exist for a token, is test_api_matrix.py's table."""
 
 from __future__ import annotations
 
@@ -14,12 +15,15 @@ from sqlalchemy import func, select
 from controlplane.accounts.models import Role
 from controlplane.accounts.service import Actor
 from controlplane.accounts.tokens import create_token
+from controlplane.app import create_app
 from controlplane.audit.models import AuditEvent
 from controlplane.backends import Backends
 from controlplane.requests.models import RequestStep, ResourceRequest
+from controlplane.settings import Settings
 from controlplane.storage import Database
 from controlplane.tenancy.service import register_specs
 from controlplane.tenancy.spec import TenantSpec
+from tests.integration.api_actors import bearer, make_user, operator_token
 
 pytestmark = pytest.mark.integration
 
@@ -47,13 +51,12 @@ def orgs(database: Database, tenant_slug: str, write_spec: Callable[..., TenantS
     return tenant_slug, other
 
 
-def test_create_list_get_submit_withdraw_with_scopes(
+def test_create_list_get_submit_withdraw(
     client: FlaskClient, database: Database, backends: Backends, orgs: tuple[str, str]
 ) -> None:
-    own, other = orgs
+    own, _other = orgs
     rw = _bearer(database, own, ["requests:read", "requests:write"])
     ro = _bearer(database, own, ["requests:read"])
-    stranger = _bearer(database, other, ["requests:read", "requests:write"])
 
     created = client.post(URL, headers=rw, json={"kind": "quota_change", "environment": "prod",
                                                  "quotas": {"compute": {"cores": 48}},
@@ -74,28 +77,6 @@ def test_create_list_get_submit_withdraw_with_scopes(
     assert client.get(f"{URL}?state=draft", headers=ro).get_json()["items"] == []
     assert client.get(f"{URL}/{body['id']}", headers=ro).get_json()["environment"] == "prod"
 
-    # another organisation: never listed, and the id does not exist for it (same answer as a made-up id)
-    assert client.get(URL, headers=stranger).get_json()["items"] == []
-    hidden = client.get(f"{URL}/{body['id']}", headers=stranger)
-    made_up = client.get(f"{URL}/{body['id'] + 1000}", headers=stranger)
-    assert hidden.status_code == made_up.status_code == 404
-    assert hidden.get_json()["error"] == made_up.get_json()["error"]
-    assert own not in hidden.get_data(as_text=True)
-    assert client.post(f"{URL}/{body['id']}/withdraw", headers=stranger).status_code == 404
-    assert client.post(f"{URL}/{body['id']}/submit", headers=stranger).status_code == 404
-    assert client.get(f"{URL}/99999999999999", headers=rw).status_code == 404
-
-    # scopes and tokens
-    assert client.post(URL, headers=ro, json={"kind": "quota_change"}).status_code == 403
-    assert client.post(f"{URL}/{body['id']}/withdraw", headers=ro).status_code == 403
-    no_token = client.get(URL)
-    assert no_token.status_code == 401 and no_token.headers["WWW-Authenticate"].startswith("Bearer")
-    assert client.post(URL, json={"kind": "quota_change"}).status_code == 401
-    mail_only = _bearer(database, own, ["mail:send"])
-    assert client.get(URL, headers=mail_only).status_code == 403
-    # approving is an operator's console action: there is no API for it
-    assert client.post(f"{URL}/{body['id']}/approve", headers=rw).status_code in (404, 405)
-
     # a draft, submitted, then withdrawn; a final state refuses more with 409
     draft = client.post(URL, headers=rw, json={"kind": "quota_change", "environment": "prod",
                                                "quotas": {"volume": {"volumes": 30}}, "submit": False})
@@ -107,6 +88,63 @@ def test_create_list_get_submit_withdraw_with_scopes(
     assert withdrawn.status_code == 200 and withdrawn.get_json()["state"] == "withdrawn"
     again = client.post(f"{URL}/{draft_id}/withdraw", headers=rw)
     assert again.status_code == 409 and "cannot become" in again.get_json()["message"]
+
+
+def test_operator_tokens_approve_and_reject_as_their_operators(
+    client: FlaskClient, database: Database, backends: Backends, orgs: tuple[str, str]
+) -> None:
+    """Separation of duties holds through the API: an approval counts as the token's operator, so one
+    person never gives both approvals of a large change, whichever of their tokens they use."""
+    own, _other = orgs
+    rw = _bearer(database, own, ["requests:read", "requests:write"])
+    alice = make_user(database, "alice-op", Role.OPERATOR, with_mfa=True)
+    bob = make_user(database, "bob-op", Role.OPERATOR, with_mfa=True)
+    alice_1, alice_2 = (bearer(operator_token(database, alice, ["requests:approve"])) for _ in range(2))
+    bob_token = bearer(operator_token(database, bob, ["requests:approve", "requests:read"]))
+
+    large = client.post(URL, headers=rw, json={"kind": "quota_change", "environment": "prod",
+                                               "quotas": {"compute": {"cores": 96}}}).get_json()
+    assert large["required_approvals"] == 2, "32 -> 96 cores is more than double: two operators"
+    first = client.post(f"{URL}/{large['id']}/approve", headers=alice_1, json={"comment": "capacity ok"})
+    assert first.status_code == 200, first.get_json()
+    assert first.get_json()["state"] == "submitted" and first.get_json()["approvals"] == ["user:alice-op"]
+    twice = client.post(f"{URL}/{large['id']}/approve", headers=alice_2)
+    assert twice.status_code == 403 and "another operator" in twice.get_json()["message"]
+    second = client.post(f"{URL}/{large['id']}/approve", headers=bob_token)
+    assert second.status_code == 200 and second.get_json()["state"] == "approved"
+    assert second.get_json()["approvals"] == ["user:alice-op", "user:bob-op"]
+    assert second.get_json()["applied_generation"] is not None  # now the tenant's desired state
+    with database.transaction() as s:
+        initiators = list(s.scalars(select(AuditEvent.initiator).where(
+            AuditEvent.action == "request:approve", AuditEvent.target == f"request:{large['id']}")))
+    assert initiators == ["user:alice-op", "user:bob-op"]
+    late = client.post(f"{URL}/{large['id']}/reject", headers=bob_token, json={"comment": "too late"})
+    assert late.status_code == 409
+
+    small = client.post(URL, headers=rw, json={"kind": "quota_change", "environment": "prod",
+                                               "quotas": {"compute": {"cores": 100}}}).get_json()
+    assert small["state"] == "submitted", small
+    assert client.post(f"{URL}/{small['id']}/reject", headers=bob_token).status_code == 400
+    blank = client.post(f"{URL}/{small['id']}/reject", headers=bob_token, json={"comment": "  "})
+    assert blank.status_code == 400 and "say why" in blank.get_json()["message"]
+    rejected = client.post(f"{URL}/{small['id']}/reject", headers=bob_token, json={"comment": "not needed"})
+    assert rejected.status_code == 200 and rejected.get_json()["state"] == "rejected"
+    assert rejected.get_json()["outcome"] == "rejected by user:bob-op: not needed"
+
+
+def test_the_deployments_rule_settings_decide_through_the_api(
+    settings: Settings, database: Database, backends: Backends, orgs: tuple[str, str]
+) -> None:
+    """RequestRules come from settings in the web layer: three operators for a large change here."""
+    app = create_app(settings.replace(request_large_change_approvals=3, request_large_change_factor=1.2),
+                     backends=backends)
+    rw = _bearer(database, orgs[0], ["requests:read", "requests:write"])
+    try:
+        created = app.test_client().post(URL, headers=rw, json={
+            "kind": "quota_change", "environment": "prod", "quotas": {"compute": {"cores": 40}}})
+    finally:
+        app.extensions["controlplane.db"].dispose()
+    assert created.status_code == 201 and created.get_json()["required_approvals"] == 3
 
 
 def test_bad_input_is_a_clear_400_and_writes_nothing(
@@ -179,10 +217,12 @@ def test_openapi_documents_the_requests_api(client: FlaskClient) -> None:
     doc = client.get("/api/v1/openapi.json").get_json()
     paths = doc["paths"]
     assert {f"{URL}", f"{URL}/{{request_id}}", f"{URL}/{{request_id}}/submit",
-            f"{URL}/{{request_id}}/withdraw"} <= set(paths)
+            f"{URL}/{{request_id}}/withdraw", f"{URL}/{{request_id}}/approve",
+            f"{URL}/{{request_id}}/reject"} <= set(paths)
     create = paths[URL]["post"]
     assert {"201", "400", "401", "403", "404", "409"} <= set(create["responses"])
     assert create["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("RequestCreate")
-    for path in (f"{URL}/{{request_id}}/submit", f"{URL}/{{request_id}}/withdraw"):
+    for path in (f"{URL}/{{request_id}}/submit", f"{URL}/{{request_id}}/withdraw",
+                 f"{URL}/{{request_id}}/approve", f"{URL}/{{request_id}}/reject"):
         assert {"200", "400", "401", "403", "404", "409"} <= set(paths[path]["post"]["responses"])
     assert "Request" in doc["components"]["schemas"]

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from flask import Flask
 from flask.testing import FlaskClient
+
+from controlplane.accounts.models import Role
+from controlplane.accounts.service import start_session
+from controlplane.storage import Database
+from controlplane.tenancy import registry
+from controlplane.tenancy.service import register_specs
+from controlplane.tenancy.spec import TenantSpec
+from controlplane.web.auth import SESSION_KEY
+from tests.integration.api_actors import make_user
 
 
 def test_arabic_is_right_to_left_and_remembered(client: FlaskClient) -> None:
@@ -24,3 +36,27 @@ def test_english_by_default_and_unknown_language_ignored(client: FlaskClient) ->
     assert client.get_cookie("cp_lang") is None
     # every other language is offered in its own name
     assert 'hreflang="ar">العربية</a>' in page and 'hreflang="ckb">کوردی</a>' in page
+
+
+def test_arabic_console_shows_translated_phases_and_empty_states(
+    app: Flask, database: Database, tenant_slug: str, write_spec: Callable[..., TenantSpec]
+) -> None:
+    operator = make_user(database, "op-arabic", Role.OPERATOR, with_mfa=True)
+    with database.transaction() as s:
+        session_id = start_session(s, operator)
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session[SESSION_KEY] = session_id
+
+    empty = client.get("/tenants/?lang=ar").get_data(as_text=True)
+    assert "لا يوجد مستأجرون مسجَّلون" in empty and "No tenants registered" not in empty
+    register_specs(database, [write_spec(tenant_slug, staging=False)], initiator="test")
+    with database.transaction() as s:
+        registry.get_tenant(s, tenant_slug).phase = "ready"
+    dashboard = client.get("/tenants/").get_data(as_text=True)  # the cookie keeps Arabic
+    assert '<span class="badge phase-ready">جاهز</span>' in dashboard
+    detail = client.get(f"/tenants/{tenant_slug}").get_data(as_text=True)
+    assert "<dt>المرحلة</dt>" in detail and ">جاهز</span>" in detail
+    assert "لم يُشغَّل أي دليل تشغيل بعد." in detail
+    kurdish = client.get("/account/tokens?lang=ckb").get_data(as_text=True)
+    assert "هێشتا هیچ تۆکنێکی API نییە." in kurdish and "تۆکنی ئۆپەرەیتەر" in kurdish

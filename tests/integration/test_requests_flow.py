@@ -32,6 +32,7 @@ from controlplane.tenancy.registry import get_tenant, tenant_spec
 from controlplane.tenancy.service import register_specs
 from controlplane.tenancy.spec import TenantSpec
 from controlplane.tenancy.worker import run_pass
+from tests.fixtures.tenancy import Provisioned
 
 pytestmark = pytest.mark.integration
 
@@ -44,24 +45,10 @@ def admin_of(slug: str) -> Actor:
     return Actor(101, f"{slug}-admin", Role.ORG_ADMIN, slug)
 
 
-def _apply(db: Database, backends: Backends, settings: Settings, spec: TenantSpec) -> None:
-    register_specs(db, [spec], initiator="test")
-    outcome = reconcile(db, backends, settings, spec.slug)
-    assert outcome.status == "changed", outcome.error
-
-
 def reconcile(db: Database, backends: Backends, settings: Settings, slug: str):  # type: ignore[no-untyped-def]
     return reconcile_tenant(
         slug, db=db, backends=backends, settings=settings, owner="test:1", run_baseline_playbook=False
     )
-
-
-def _prod_project(backends: Backends, slug: str) -> str:
-    domain = backends.cloud.find_domain(slug)
-    assert domain is not None
-    project = backends.cloud.find_project(f"{slug}-prod", domain_id=domain.id)
-    assert project is not None
-    return project.id
 
 
 def _counts(db: Database) -> tuple[int, int, int, int]:
@@ -79,11 +66,9 @@ def test_quota_increase_is_requested_approved_applied_and_read_back(
     backends: Backends,
     tenancy_settings: Settings,
     tenant_slug: str,
-    write_spec: Callable[..., TenantSpec],
-    purge: Callable[[str], None],
+    provision: Callable[..., Provisioned],
 ) -> None:
-    purge(tenant_slug)
-    _apply(database, backends, tenancy_settings, write_spec(tenant_slug, staging=False))
+    prod = provision(tenant_slug, staging=False).project.id
     admin, stranger = admin_of(tenant_slug), admin_of("t-other")
     member = Actor(102, "member", Role.ORG_MEMBER, tenant_slug)
     ask = {"compute": {"cores": 48}}
@@ -153,7 +138,7 @@ def test_quota_increase_is_requested_approved_applied_and_read_back(
         OP1.audit_name,
         "system:reconciler",
     ]
-    assert backends.cloud.get_compute_quotas(_prod_project(backends, tenant_slug)).cores.limit == 48
+    assert backends.cloud.get_compute_quotas(prod).cores.limit == 48
     with database.transaction() as s:
         actions = list(
             s.scalars(
@@ -274,13 +259,10 @@ def test_decreases_and_one_step_up_at_high_usage_are_auto_approved_bad_input_wri
     backends: Backends,
     tenancy_settings: Settings,
     tenant_slug: str,
-    write_spec: Callable[..., TenantSpec],
-    purge: Callable[[str], None],
+    provision: Callable[..., Provisioned],
 ) -> None:
-    purge(tenant_slug)
-    _apply(database, backends, tenancy_settings, write_spec(tenant_slug, staging=False))
+    prod = provision(tenant_slug, staging=False).project.id
     admin = admin_of(tenant_slug)
-    project = _prod_project(backends, tenant_slug)
 
     down = create_request(
         database,
@@ -296,7 +278,7 @@ def test_decreases_and_one_step_up_at_high_usage_are_auto_approved_bad_input_wri
     assert down.steps[-1].step == "auto-approved" and down.steps[-1].comment == "auto-approved: decrease"
     assert reconcile(database, backends, tenancy_settings, tenant_slug).status == "changed"
     assert sync_outcomes(database) == {down.id: "applied"}
-    assert backends.cloud.get_network_quotas(project).networks.limit == 1
+    assert backends.cloud.get_network_quotas(prod).networks.limit == 1
 
     # 1 of 1 networks in use (100 % > 80 %): one step up (+1) is approved at once too
     up = create_request(
@@ -312,7 +294,7 @@ def test_decreases_and_one_step_up_at_high_usage_are_auto_approved_bad_input_wri
     assert up.state == "approved" and up.steps[-1].comment == "auto-approved: one step up at high usage"
     assert reconcile(database, backends, tenancy_settings, tenant_slug).status == "changed"
     assert sync_outcomes(database) == {up.id: "applied"}
-    assert backends.cloud.get_network_quotas(project).networks.limit == 2
+    assert backends.cloud.get_network_quotas(prod).networks.limit == 2
     # two steps up is an operator's decision
     assert (
         create_request(
@@ -357,11 +339,9 @@ def test_a_change_the_reconciler_refuses_marks_the_request_failed(
     backends: Backends,
     tenancy_settings: Settings,
     tenant_slug: str,
-    write_spec: Callable[..., TenantSpec],
-    purge: Callable[[str], None],
+    provision: Callable[..., Provisioned],
 ) -> None:
-    purge(tenant_slug)
-    _apply(database, backends, tenancy_settings, write_spec(tenant_slug, staging=False))
+    prod = provision(tenant_slug, staging=False).project.id
     admin = admin_of(tenant_slug)
     req = create_request(
         database,
@@ -375,12 +355,11 @@ def test_a_change_the_reconciler_refuses_marks_the_request_failed(
     )
     assert req.state == "approved"
     # usage grows after the approval, before the reconciler gets to it
-    project = _prod_project(backends, tenant_slug)
-    backends.cloud.ensure_network(f"{tenant_slug}-extra", project_id=project)
+    backends.cloud.ensure_network(f"{tenant_slug}-extra", project_id=prod)
     with pytest.raises(InvalidInput, match="below current usage 2"):
         reconcile(database, backends, tenancy_settings, tenant_slug)
     assert sync_outcomes(database) == {req.id: "failed"}
     failed = get_request(database, admin, req.id)
     assert "networks 1 is below current usage 2" in failed.outcome
     assert failed.steps[-1].step == "failed"
-    assert backends.cloud.get_network_quotas(project).networks.limit == 4, "nothing was applied"
+    assert backends.cloud.get_network_quotas(prod).networks.limit == 4, "nothing was applied"

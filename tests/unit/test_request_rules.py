@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from controlplane.accounts.models import Role
 from controlplane.accounts.service import Actor
-from controlplane.errors import Conflict, InvalidInput, PermissionDenied
+from controlplane.errors import Conflict, InvalidInput, InvalidSettings, PermissionDenied
 from controlplane.requests.lifecycle import TRANSITIONS, State, check_transition
 from controlplane.requests.rules import (
     QUOTA_KEYS,
@@ -24,6 +26,7 @@ from controlplane.requests.rules import (
     required_approvals,
     with_update,
 )
+from controlplane.settings import load_settings
 from controlplane.tenancy.spec import ComputeQuota, NetworkQuota, Quotas, VolumeQuota
 
 RULES = RequestRules()
@@ -204,3 +207,61 @@ def test_the_transition_table() -> None:
             else:
                 with pytest.raises(Conflict, match=f"that is {here.value} cannot become {target.value}"):
                     check_transition(here.value, target)
+
+
+# ----------------------------------------------------------------------------- rules from settings
+def _rules_from(tmp_path: Path, **environ: str) -> RequestRules:
+    instance = tmp_path / "instance"
+    instance.mkdir(exist_ok=True)
+    settings = load_settings({"instance_path": str(instance)},
+                             environ={f"CONTROLPLANE_{k.upper()}": v for k, v in environ.items()})
+    return RequestRules.from_settings(settings)
+
+
+def test_default_settings_give_the_default_rules(tmp_path: Path) -> None:
+    assert _rules_from(tmp_path) == RequestRules()
+
+
+def test_settings_change_the_approval_and_auto_approval_decisions(tmp_path: Path) -> None:
+    doubling = [Change("compute.cores", 32, 64)]  # exactly 2x: not large by default
+    tripling = [Change("compute.cores", 32, 96)]
+    step = [Change("compute.cores", 32, 40)]
+    decrease = [Change("compute.cores", 32, 16)]
+    high, middling = {"compute.cores": 30}, {"compute.cores": 24}  # 94 % and 75 % of 32
+    default = _rules_from(tmp_path)
+    assert required_approvals("quota_change", doubling, default) == 1
+    assert required_approvals("quota_change", tripling, default) == 2
+    assert auto_approval("quota_change", step, high, default) is not None
+    assert auto_approval("quota_change", step, middling, default) is None
+    assert auto_approval("quota_change", decrease, {}, default) == "decrease"
+
+    strict = _rules_from(tmp_path, request_large_change_factor="1.5", request_large_change_approvals="3",
+                         request_auto_approve_decreases="false", request_step_usage_threshold="0.95")
+    assert required_approvals("quota_change", doubling, strict) == 3
+    assert required_approvals("new_environment", [], strict) == 3
+    assert auto_approval("quota_change", step, high, strict) is None  # 94 % is not above 95 %
+    assert auto_approval("quota_change", decrease, {}, strict) is None
+
+    lenient = _rules_from(tmp_path, request_step_usage_threshold="0.5", request_step_fraction="0.5")
+    assert auto_approval("quota_change", [Change("compute.cores", 32, 48)], middling, lenient) is not None
+    assert auto_approval("quota_change", [Change("compute.cores", 32, 48)], middling, default) is None
+    off = _rules_from(tmp_path, request_auto_approve_steps="no")
+    assert auto_approval("quota_change", step, high, off) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("request_large_change_factor", "1"),
+        ("request_large_change_approvals", "0"),
+        ("request_large_change_approvals", "9"),
+        ("request_step_fraction", "0"),
+        ("request_step_fraction", "1.5"),
+        ("request_step_usage_threshold", "-0.1"),
+        ("request_step_usage_threshold", "80"),
+    ],
+)
+def test_unworkable_rule_settings_are_refused_by_name(tmp_path: Path, name: str, value: str) -> None:
+    with pytest.raises(InvalidSettings) as refused:
+        _rules_from(tmp_path, **{name: value})
+    assert name in str(refused.value)

@@ -1,0 +1,311 @@
+"""Audit log benchmark: append rate, sequencer rate, proof times and full offline verification.
+
+    .venv/bin/python bench/audit.py                                    # 1,000,000 events, PostgreSQL
+    CONTROLPLANE_BENCH_EVENTS=50000 .venv/bin/python bench/audit.py    # a quick run
+    BENCH_DATABASE_URL=sqlite .venv/bin/python bench/audit.py          # a temp SQLite file instead
+
+On PostgreSQL (BENCH_DATABASE_URL, default the local server) it works in a new database
+(bench_audit_<hex>) dropped at the end; it starts its own OpenBao dev server for the audit key.
+Side by side in one run:
+- append: events through `record_event` (the use-case path: one INSERT per event, flushed in the
+  caller's transaction) one per transaction vs many per transaction, and `record_events` (one
+  multi-row INSERT per batch, for bulk callers); target >= 5,000 events/s batched;
+- the sequencer integrating events into the tree (leaf hashes, subtree nodes, leaf indexes) and
+  signing one checkpoint in Vault;
+- inclusion proofs at the full tree size: generation from the stored tree (one indexed query) and
+  verification, p50/p95 (target <= 1 ms), and a consistency proof;
+- full verification of the N-event log: `audit check` in the database, `audit export`, then
+  `audit verify` of the bundle, with its in-memory part (leaf hashes + tree) alone beside it
+  (target >= 100,000 events/s).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from sqlalchemy import create_engine, insert, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from controlplane.audit import merkle, record_event  # noqa: E402
+from controlplane.audit.bundle import export_bundle  # noqa: E402
+from controlplane.audit.check import check_log  # noqa: E402
+from controlplane.audit.checkpoints import read_pinned_keys  # noqa: E402
+from controlplane.audit.events import record_events  # noqa: E402
+from controlplane.audit.models import AuditEvent, new_event_uuid  # noqa: E402
+from controlplane.audit.proofs import prove_consistency, prove_inclusion  # noqa: E402
+from controlplane.audit.sequencer import integrate_pending, sign_checkpoint  # noqa: E402
+from controlplane.audit.verify import leaf_hashes_of, read_members, verify_bundle  # noqa: E402
+from controlplane.backends.keys import RETIRED_KEYS_POLICY, controlplane_policy_hcl  # noqa: E402
+from controlplane.backends.vault import VaultKeys  # noqa: E402
+from controlplane.migrations import upgrade_database  # noqa: E402
+from controlplane.storage import Database, utcnow  # noqa: E402
+
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+ACTIONS = ("account:login", "request:approve", "document:issue", "api_token:use", "tenant:quota:update")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+@contextmanager
+def bench_database(server_url: str, workdir: Path) -> Iterator[str]:
+    if server_url == "sqlite":
+        yield f"sqlite:///{workdir / 'audit.db'}"
+        return
+    url = make_url(server_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    name = f"bench_audit_{secrets.token_hex(4)}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@contextmanager
+def openbao(workdir: Path) -> Iterator[VaultKeys]:
+    """A dev server on a free port, the control-plane policy, and an adapter with its token."""
+    import socket
+
+    import requests
+
+    bao = shutil.which("bao", path=str(Path(sys.executable).parent)) or "bao"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    root = secrets.token_hex(16)
+    proc = subprocess.Popen(
+        [
+            bao,
+            "server",
+            "-dev",
+            f"-dev-root-token-id={root}",
+            f"-dev-listen-address=127.0.0.1:{port}",
+            "-dev-no-store-token",
+        ],
+        stdout=(workdir / "bao.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    addr, h = f"http://127.0.0.1:{port}", {"X-Vault-Token": root}
+    try:
+        for _ in range(200):
+            try:
+                if requests.get(f"{addr}/v1/sys/health", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        requests.post(f"{addr}/v1/sys/mounts/transit", json={"type": "transit"}, headers=h, timeout=5)
+        requests.put(
+            f"{addr}/v1/sys/policies/acl/controlplane",
+            headers=h,
+            timeout=5,
+            json={"policy": controlplane_policy_hcl(transit_mount="transit", kv_mount="kv")},
+        )
+        token = requests.post(
+            f"{addr}/v1/auth/token/create",
+            headers=h,
+            timeout=5,
+            json={"policies": ["controlplane", RETIRED_KEYS_POLICY]},
+        ).json()["auth"]["client_token"]
+        keys = VaultKeys(addr=addr, token=token, transit_mount="transit", kv_mount="kv", timeout=10)
+        yield keys
+        keys.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def event_fields(n: int, rng: random.Random) -> dict[str, object]:
+    return {
+        "action": ACTIONS[n % len(ACTIONS)],
+        "initiator": f"user:u{rng.randrange(5000)}",
+        "target": f"tenant:org{rng.randrange(120)}",
+        "org": f"org{rng.randrange(120)}",
+        "outcome": "success" if n % 17 else "failure",
+        "detail": {"n": n, "ip": "10.0.0.1"},
+    }
+
+
+def timed(label: str, count: int, run: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    run()
+    took = time.perf_counter() - t0
+    print(f"  {label:<52} {count:>9,} events {took:8.2f} s {count / took:>11,.0f} events/s")
+    return count / took
+
+
+def bench_append(db: Database, count: int, rng: random.Random) -> None:
+    print("append (events written in the caller's transaction)")
+
+    def one_per_transaction() -> None:
+        for n in range(count // 4):
+            with db.transaction() as s:
+                record_event(s, **event_fields(n, rng))  # type: ignore[arg-type]
+
+    def batched(per: int) -> Callable[[], None]:
+        def run() -> None:
+            for start in range(0, count, per):
+                with db.transaction() as s:
+                    for n in range(start, min(start + per, count)):
+                        record_event(s, **event_fields(n, rng))  # type: ignore[arg-type]
+
+        return run
+
+    def bulk(per: int) -> Callable[[], None]:
+        def run() -> None:
+            for start in range(0, count, per):
+                with db.transaction() as s:
+                    record_events(s, [event_fields(n, rng) for n in range(start, min(start + per, count))])
+
+        return run
+
+    timed("record_event, one event per transaction", count // 4, one_per_transaction)
+    timed("record_event, 100 events per transaction", count, batched(100))
+    timed("record_event, 1,000 events per transaction", count, batched(1000))
+    timed("record_events (multi-row INSERT), 1,000 per transaction", count, bulk(1000))
+
+
+def seed(db: Database, total: int, rng: random.Random) -> None:
+    """Fill up to `total` events fast (multi-row inserts), dated over the last year."""
+    with db.transaction() as s:
+        have = s.scalar(text("SELECT count(*) FROM audit_events")) or 0
+    start = utcnow() - timedelta(days=365)
+    step = timedelta(days=365) / max(total, 1)
+    for first in range(have, total, 10_000):
+        rows = []
+        for n in range(first, min(first + 10_000, total)):
+            rows.append(
+                {
+                    **event_fields(n, rng),
+                    "occurred_at": start + n * step,
+                    "observer": "controlplane",
+                    "event_uuid": new_event_uuid(),
+                }
+            )
+        with db.transaction() as s:
+            s.execute(insert(AuditEvent), rows)
+
+
+def bench_proofs(db: Database, size: int, root: bytes) -> None:
+    print(f"proofs at tree size {size:,}")
+    gen, ver = [], []
+    rng = random.Random(7)
+    with db.transaction() as s:
+        for _ in range(300):
+            index = rng.randrange(size)
+            t0 = time.perf_counter()
+            proof = prove_inclusion(s, index, size)
+            t1 = time.perf_counter()
+            ok = merkle.verify_inclusion(proof.leaf_hash, index, size, proof.path, root)
+            t2 = time.perf_counter()
+            assert ok, index
+            gen.append((t1 - t0) * 1000)
+            ver.append((t2 - t1) * 1000)
+        t0 = time.perf_counter()
+        cons = prove_consistency(s, size // 3, size)
+        cons_ms = (time.perf_counter() - t0) * 1000
+    for label, ms in (("generation (one query on the stored tree)", gen), ("verification", ver)):
+        print(f"  inclusion proof {label:<42} p50 {pct(ms, 0.5):6.3f} ms  p95 {pct(ms, 0.95):6.3f} ms")
+    print(f"  ({len(proof.path)} hashes per proof)")
+    print(f"  consistency proof {size // 3:,} -> {size:,}: {cons_ms:.2f} ms ({len(cons.path)} hashes)")
+
+
+def main() -> None:
+    total = int(os.environ.get("CONTROLPLANE_BENCH_EVENTS", "1000000"))
+    append_count = min(20_000, max(2_000, total // 10))
+    rng = random.Random(4)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-audit-"))
+    try:
+        with (
+            bench_database(os.environ.get("BENCH_DATABASE_URL", DEFAULT_PG), workdir) as url,
+            openbao(workdir) as keys,
+        ):
+            db = Database(url)
+            print(f"database: {db.display_url} ({db.engine.dialect.name}); {total:,} events in the log")
+            upgrade_database(db)
+            bench_append(db, append_count, rng)
+
+            print("sequencer (leaf hashes, tree nodes, leaf indexes; one transaction per batch)")
+            timed(
+                "integrate the appended events, batches of 2,000",
+                append_count,
+                lambda: integrate_pending(db, batch_size=2000),
+            )
+            t0 = time.perf_counter()
+            seed(db, total, rng)
+            print(f"  (seeded up to {total:,} events in {time.perf_counter() - t0:.1f} s)")
+            pending = total - append_count - append_count // 4
+            timed(
+                "integrate the seeded events, batches of 5,000",
+                pending,
+                lambda: integrate_pending(db, batch_size=5000),
+            )
+            pin = workdir / "audit-keys.pem"
+            t0 = time.perf_counter()
+            cp = sign_checkpoint(db, keys, pin_path=pin)
+            assert cp is not None
+            took_ms = (time.perf_counter() - t0) * 1000
+            print(
+                f"  sign a checkpoint (Vault, outside any transaction): {took_ms:.1f} ms, "
+                f"tree size {cp.tree_size:,}"
+            )
+            if db.engine.dialect.name == "postgresql":
+                with db.engine.connect() as conn:
+                    conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+            bench_proofs(db, cp.tree_size, cp.root_hash)
+
+            print(f"full verification of the {cp.tree_size:,}-event log")
+            timed(
+                "audit check (walk the database, locate faults)",
+                cp.tree_size,
+                lambda: check_log(db, pinned_audit_keys=read_pinned_keys(pin)),
+            )
+            bundle = workdir / "audit.tar.gz"
+            timed("audit export (DB -> bundle)", cp.tree_size, lambda: export_bundle(db, bundle))
+            print(f"  bundle: {bundle.stat().st_size / 1e6:.1f} MB")
+            keys_pinned = read_pinned_keys(pin)
+            report = verify_bundle(bundle, pinned_audit_keys=keys_pinned)
+            assert report.ok, report.faults
+            timed(
+                "audit verify (read, hash every event, tree, signatures)",
+                cp.tree_size,
+                lambda: verify_bundle(bundle, pinned_audit_keys=keys_pinned),
+            )
+            events = read_members(bundle)["events.jsonl"]
+            timed(
+                "  of which leaf hashes + tree in memory",
+                cp.tree_size,
+                lambda: merkle.root_of(leaf_hashes_of(events)),
+            )
+            sample = events.split(b"\n", 1000)[:1000]
+            print(f"  (a leaf input is {statistics.mean(len(x) for x in sample):.0f} bytes on average)")
+            db.dispose()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,436 @@
+"""Documents benchmark, side by side in one run: issuance with batched vs single-call signing, and
+verification over HTTP with a 1,000,000-document registry vs a bare Flask JSON endpoint.
+
+    BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/documents.py
+    .venv/bin/python bench/documents.py                       # temp SQLite file
+    CONTROLPLANE_BENCH_DOCS=2000 CONTROLPLANE_BENCH_REGISTRY=50000 CONTROLPLANE_BENCH_SECONDS=4 \\
+        .venv/bin/python bench/documents.py                   # a quick smoke run
+
+Issuance: starts its own OpenBao dev server (bench/baoserver.py), gives one organisation its key,
+policy and AppRole as tenancy apply does, and issues through `issue_documents` with the real
+OrgSigner: CONTROLPLANE_BENCH_DOCS documents in batches of 1,000 (one transit batch_input call per
+batch), then CONTROLPLANE_BENCH_SINGLE documents one per call (one Vault sign call each). Both
+include building the claims, COSE and the registry write; signing alone is timed too.
+
+Verification: the documents issued above are the signed subset (5 % of them revoked); the registry
+is filled up to CONTROLPLANE_BENCH_REGISTRY rows (COPY on PostgreSQL) so the index is full size.
+The app is served in the verification role by gunicorn (2 workers, gthread, CONTROLPLANE_BENCH_THREADS
+threads, as playbooks/shared-verification.yml deploys it) next to a bare Flask app returning a
+constant JSON with the same gunicorn settings. A Python load generator in this process (threads,
+keep-alive http.client) runs an open loop at CONTROLPLANE_BENCH_RATE req/s (latency measured from
+each request's scheduled time, so queueing counts) and a closed loop of CONTROLPLANE_BENCH_CLIENTS
+clients for the maximum throughput, CONTROLPLANE_BENCH_SECONDS each. The load generator shares the
+machine's CPUs with the servers: the figures are a floor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import itertools
+import json
+import os
+import random
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from sqlalchemy import insert, select, text, update  # noqa: E402
+
+from bench.baoserver import KV_MOUNT, TRANSIT_MOUNT, BaoDevServer  # noqa: E402
+from bench.console import bench_database, pct  # noqa: E402
+from controlplane.backends.keys import signing_key_name, tenant_policy_hcl, tenant_policy_name  # noqa: E402
+from controlplane.backends.vault import VaultKeys  # noqa: E402
+from controlplane.documents.issuance import MAX_BATCH, NewDocument, issue_documents  # noqa: E402
+from controlplane.documents.models import Document  # noqa: E402
+from controlplane.documents.signer import OrgSigner  # noqa: E402
+from controlplane.migrations import upgrade_database  # noqa: E402
+from controlplane.storage import Database  # noqa: E402
+
+
+def env_int(name: str, default: int) -> int:
+    return int(os.environ.get(f"CONTROLPLANE_BENCH_{name}", default))
+
+
+DOCS = env_int("DOCS", 10_000)
+SINGLE = env_int("SINGLE", 300)
+REGISTRY = env_int("REGISTRY", 1_000_000)
+SECONDS = env_int("SECONDS", 20)
+RATE = env_int("RATE", 500)
+CLIENTS = env_int("CLIENTS", 16)
+THREADS = env_int("THREADS", 4)
+WORKERS = 2
+ORG = "bench-ministry"
+FILLER_ORGS = [f"bench-org-{i:02d}" for i in range(82)]
+DOC_TYPES = ("birth-certificate", "degree", "driving-licence", "residence-card", "tax-clearance")
+TARGET_BATCHED, TARGET_SPEEDUP, TARGET_RATIO, TARGET_P99 = 5000.0, 20.0, 0.7, 20.0
+BARE_APP = '''
+from flask import Flask, jsonify
+
+app = Flask(__name__)
+BODY = {"verdict": "valid", "issuer": "bench-ministry", "issuer_name": "Ministry", "doc_type": "degree",
+        "title": "Degree certificate", "issued_at": "2026-01-01T00:00:00Z", "expires_at": None,
+        "recipient_masked": "A**** K**** S****", "reason": None, "superseded_by": None,
+        "key_id": "tenant-bench-ministry-signing#1"}
+
+
+@app.get("/api/v1/verify/<token>")
+def verify(token):
+    return jsonify(BODY)
+
+
+@app.get("/healthz")
+def healthz():
+    return jsonify(status="ok")
+'''
+
+
+# --------------------------------------------------------------------------- issuance
+def prepare_org(keys: VaultKeys, org: str) -> None:
+    """The org's key, policy and AppRole, as tenancy apply makes them (bench/vending.py times that)."""
+    name = tenant_policy_name(org)
+    keys.ensure_signing_key(signing_key_name(org))
+    keys.ensure_policy(name, tenant_policy_hcl(org, transit_mount=TRANSIT_MOUNT, kv_mount=KV_MOUNT))
+    keys.ensure_approle(name, [name], token_ttl=3600, secret_id_ttl=3600, secret_id_num_uses=0)
+
+
+def new_documents(n: int, rng: random.Random) -> list[NewDocument]:
+    return [
+        NewDocument(
+            doc_type=rng.choice(DOC_TYPES), title=f"Certificate {i}", recipient=f"Ahmed Karim Salih {i}",
+            sha256=hashlib.sha256(f"document {i} {rng.random()}".encode()).hexdigest(),
+        )
+        for i in range(n)
+    ]
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def bench_issuance(
+    db: Database, signer: OrgSigner, rng: random.Random
+) -> tuple[list[tuple[str, int, float]], list[str]]:
+    base = "https://verify.example.iq"
+    issue_documents(db, signer, ORG, new_documents(1, rng), initiator="bench", base_url=base)  # warm
+    batched_docs, tokens = new_documents(DOCS, rng), []
+
+    def batched() -> None:
+        for start in range(0, len(batched_docs), MAX_BATCH):
+            chunk = batched_docs[start:start + MAX_BATCH]
+            issued = issue_documents(db, signer, ORG, chunk, initiator="bench", base_url=base)
+            tokens.extend(d.token for d in issued)
+
+    single_docs = new_documents(SINGLE, rng)
+
+    def single() -> None:
+        for doc in single_docs:
+            issue_documents(db, signer, ORG, [doc], initiator="bench", base_url=base)
+
+    messages = [secrets.token_bytes(200) for _ in range(MAX_BATCH)]
+    few = messages[: max(1, min(SINGLE, len(messages)))]
+    rows = [
+        ("issue, batches of 1,000", DOCS, timed(batched)),
+        ("issue, one call per document", SINGLE, timed(single)),
+        ("sign only, 1,000 per call", len(messages), timed(lambda: signer.sign(ORG, messages))),
+        ("sign only, one per call", len(few), timed(lambda: [signer.sign(ORG, [m]) for m in few])),
+    ]
+    return rows, tokens
+
+
+# --------------------------------------------------------------------------- registry
+def fill_registry(db: Database, target: int, token_sample: str, rng: random.Random) -> int:
+    """Unsigned filler rows up to `target` (never verified: they make the index full size)."""
+    with db.transaction() as s:
+        have = s.scalar(select(text("count(*)")).select_from(Document)) or 0
+    missing = max(0, target - have)
+    start = datetime(2021, 1, 1, tzinfo=UTC)
+
+    def row() -> tuple[Any, ...]:
+        org = rng.choice(FILLER_ORGS)
+        issued = start + timedelta(seconds=rng.randrange(5 * 365 * 86400))
+        revoked = rng.random() < 0.02
+        return (secrets.token_hex(16), org, rng.choice(DOC_TYPES), "Certificate", "Ahmed Karim Salih",
+                secrets.token_hex(32), issued, None, signing_key_name(org), 1, token_sample,
+                "revoked" if revoked else "valid", "issued in error" if revoked else "",
+                issued if revoked else None, None, None)
+
+    columns = ("serial", "org", "doc_type", "title", "recipient", "sha256", "issued_at", "expires_at",
+               "key_name", "key_version", "token", "status", "status_reason", "status_changed_at",
+               "superseded_by", "import_ref")
+    chunk = 50_000
+    done = 0
+    while done < missing:
+        n = min(chunk, missing - done)
+        rows = [row() for _ in range(n)]
+        if db.engine.dialect.name == "postgresql":
+            raw = db.engine.raw_connection()
+            try:
+                statement = f"COPY documents ({', '.join(columns)}) FROM STDIN"
+                with raw.cursor() as cur, cur.copy(statement) as copy:
+                    for r in rows:
+                        copy.write_row(r)
+                raw.commit()
+            finally:
+                raw.close()
+        else:
+            with db.transaction() as s:
+                s.execute(insert(Document), [dict(zip(columns, r, strict=True)) for r in rows])
+        done += n
+        print(f"\r  registry: {have + done:,} / {target:,} rows", end="", flush=True)
+    print()
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE documents"))
+    return missing
+
+
+# --------------------------------------------------------------------------- servers
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_gunicorn(
+    app: str, env: dict[str, str], cwd: Path, log: Path
+) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS),
+         "--worker-class", "gthread", "--threads", str(THREADS), "--log-level", "warning",
+         "--no-control-socket", app],
+        env=env, cwd=str(cwd), stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{app} exited; see {log}:\n" + log.read_text(errors="replace")[-3000:])
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return proc, port
+        except OSError:
+            pass
+        time.sleep(0.2)
+    proc.terminate()
+    raise SystemExit(f"{app} did not answer /healthz within 60 s; see {log}")
+
+
+def stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+# --------------------------------------------------------------------------- load
+class Connection:
+    """One keep-alive connection (one per load thread)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.conn: http.client.HTTPConnection | None = None
+
+    def get(self, path: str) -> int:
+        for attempt in (1, 2):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            try:
+                self.conn.request("GET", path)
+                response = self.conn.getresponse()
+                response.read()
+                return response.status
+            except (http.client.HTTPException, OSError):
+                self.conn.close()
+                self.conn = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+
+@dataclass
+class LoadResult:
+    requests: int
+    seconds: float
+    latencies_ms: list[float]
+    statuses: dict[int, int]
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+def run_load(
+    port: int, paths: Sequence[str], *, seconds: float, rate: float | None, clients: int
+) -> LoadResult:
+    """Open loop at `rate` req/s (latency from the scheduled start) or, with rate None, closed loop."""
+    counter = itertools.count()
+    lock = threading.Lock()
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    started = time.perf_counter() + 0.2
+    deadline = started + seconds
+    total = int(rate * seconds) if rate else None
+
+    def worker() -> None:
+        conn, mine, codes = Connection(port), [], {}
+        while True:
+            i = next(counter)
+            if rate is not None:
+                if total is not None and i >= total:
+                    break
+                scheduled = started + i / rate
+                delay = scheduled - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            else:
+                scheduled = time.perf_counter()
+                if scheduled >= deadline:
+                    break
+            status = conn.get(paths[i % len(paths)])
+            mine.append((time.perf_counter() - scheduled) * 1000)
+            codes[status] = codes.get(status, 0) + 1
+        with lock:
+            latencies.extend(mine)
+            for code, n in codes.items():
+                statuses[code] = statuses.get(code, 0) + n
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return LoadResult(len(latencies), time.perf_counter() - started, latencies, statuses)
+
+
+def warm(port: int, paths: Sequence[str]) -> None:
+    run_load(port, paths[:400], seconds=1.0, rate=None, clients=8)
+
+
+# --------------------------------------------------------------------------- main
+def main() -> None:
+    rng = random.Random(5)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-documents-"))
+    servers: list[subprocess.Popen[bytes] | None] = []
+    database_server = os.environ.get("BENCH_DATABASE_URL")
+    with BaoDevServer(workdir) as bao, bench_database(database_server, workdir) as db_url:
+        db = Database(db_url)
+        upgrade_database(db)
+        keys = VaultKeys(addr=bao.addr, token=bao.token, transit_mount=TRANSIT_MOUNT, kv_mount=KV_MOUNT,
+                         timeout=30)
+        prepare_org(keys, ORG)
+        signer = OrgSigner(keys)
+        print(f"issuance: {DOCS:,} documents batched, {SINGLE:,} one by one ({db.engine.dialect.name})",
+              flush=True)
+        issuance, tokens = bench_issuance(db, signer, rng)
+        revoked = tokens[:: 20]
+        with db.transaction() as s:
+            s.execute(update(Document).where(Document.token.in_(revoked))
+                      .values(status="revoked", status_reason="issued in error"))
+        t0 = time.perf_counter()
+        added = fill_registry(db, REGISTRY, tokens[0], rng)
+        print(f"  {added:,} filler rows in {time.perf_counter() - t0:.1f} s", flush=True)
+        with db.transaction() as s:
+            registry_rows = s.scalar(select(text("count(*)")).select_from(Document)) or 0
+        db.dispose()
+
+        base_env = {k: v for k, v in os.environ.items()
+                    if not k.startswith(("CONTROLPLANE_", "OS_", "VAULT_", "PROMETHEUS_"))}
+        (workdir / "metrics").mkdir()
+        verify_env = {
+            **base_env,
+            "CONTROLPLANE_ROLE": "verification",
+            "CONTROLPLANE_INSTANCE_PATH": str(workdir / "instance"),
+            "CONTROLPLANE_DATABASE_URL": db_url,
+            "CONTROLPLANE_LOG_LEVEL": "WARNING",
+            "CONTROLPLANE_VERIFY_RATE_PER_MINUTE": "0",  # one client address sends everything
+            "VAULT_ADDR": bao.addr,
+            "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"),
+        }
+        (workdir / "bench_bare_app.py").write_text(BARE_APP, encoding="utf-8")
+        try:
+            verify_proc, verify_port = start_gunicorn("controlplane.app:create_app()", verify_env, REPO,
+                                                      workdir / "verify.log")
+            servers.append(verify_proc)
+            bare_proc, bare_port = start_gunicorn("bench_bare_app:app", base_env, workdir,
+                                                  workdir / "bare.log")
+            servers.append(bare_proc)
+            paths = [f"/api/v1/verify/{t}" for t in tokens]
+            rng.shuffle(paths)
+            verdicts = set()
+            for path in paths[:50]:
+                conn = http.client.HTTPConnection("127.0.0.1", verify_port, timeout=10)
+                conn.request("GET", path)
+                verdicts.add(json.loads(conn.getresponse().read())["verdict"])
+                conn.close()
+            if not verdicts <= {"valid", "revoked"}:
+                raise SystemExit(f"unexpected verdicts from the verification app: {verdicts}")
+            rows: list[tuple[str, str, LoadResult]] = []
+            clients_open = max(16, RATE // 25)
+            for label, port in (("bare Flask JSON", bare_port), ("verify API (registry)", verify_port)):
+                warm(port, paths)
+                print(f"  {label}: open loop {RATE} req/s for {SECONDS} s", flush=True)
+                rows.append((label, f"open {RATE}/s", run_load(port, paths, seconds=SECONDS, rate=RATE,
+                                                                clients=clients_open)))
+            for label, port in (("bare Flask JSON", bare_port), ("verify API (registry)", verify_port)):
+                print(f"  {label}: closed loop, {CLIENTS} clients for {SECONDS} s", flush=True)
+                rows.append((label, f"closed {CLIENTS} cl", run_load(port, paths, seconds=SECONDS, rate=None,
+                                                                      clients=CLIENTS)))
+        finally:
+            for proc in servers:
+                stop(proc)
+
+    print(f"\nissuance: one org, OpenBao dev server transit ed25519, {db.engine.dialect.name} registry")
+    print(f"{'mode':34} {'docs':>7} {'seconds':>8} {'docs/s':>9}")
+    rates = {}
+    for label, n, secs in issuance:
+        rates[label] = n / secs
+        print(f"{label:34} {n:7,d} {secs:8.2f} {n / secs:9.0f}")
+    batched, single = rates["issue, batches of 1,000"], rates["issue, one call per document"]
+    print(f"batched issuance {batched:,.0f} docs/s (target >= {TARGET_BATCHED:,.0f}: "
+          f"{'ok' if batched >= TARGET_BATCHED else 'MISSES'}); {batched / single:.1f}x single-call "
+          f"(target >= {TARGET_SPEEDUP:.0f}x: {'ok' if batched / single >= TARGET_SPEEDUP else 'MISSES'})")
+
+    print(f"\nverification over HTTP: registry of {registry_rows:,} documents ({len(tokens):,} signed and "
+          f"verified, 5 % of them revoked), gunicorn {WORKERS} workers x {THREADS} threads (gthread), "
+          f"verification role, no rate limit")
+    print(f"the load generator runs in this process on the same {os.cpu_count()} CPUs as both servers: "
+          "it competes with them, so throughputs are a floor")
+    print(f"{'endpoint':24} {'load':>14} {'requests':>9} {'req/s':>8} {'p50 ms':>7} {'p95 ms':>7} "
+          f"{'p99 ms':>7}  statuses")
+    for label, load, r in rows:
+        codes = ",".join(f"{c}:{n}" for c, n in sorted(r.statuses.items()))
+        print(f"{label:24} {load:>14} {r.requests:9,d} {r.rps:8.0f} {pct(r.latencies_ms, 0.5):7.1f} "
+              f"{pct(r.latencies_ms, 0.95):7.1f} {pct(r.latencies_ms, 0.99):7.1f}  {codes}")
+    bare_max, verify_max = rows[2][2].rps, rows[3][2].rps
+    p99 = pct(rows[1][2].latencies_ms, 0.99)
+    ratio = verify_max / bare_max
+    print(f"max throughput verify/bare: {ratio:.2f} (target >= {TARGET_RATIO}: "
+          f"{'ok' if ratio >= TARGET_RATIO else 'MISSES'}); verify p99 at {RATE} req/s: {p99:.1f} ms "
+          f"(target < {TARGET_P99:.0f} ms: {'ok' if p99 < TARGET_P99 else 'MISSES'})")
+    print("load average (1, 5, 15 min) at the end: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""The signed claims of a document as CBOR (CWT keys of RFC 8392 where one exists), strictly parsed."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import cbor2
+
+from controlplane.documents.errors import MalformedToken
+
+# CWT claim keys (RFC 8392 §4) and two from the private-use range (below -65536).
+ISS, EXP, IAT, CTI = 1, 4, 6, 7
+DOC_TYPE, SHA256 = -65537, -65538
+_REQUIRED = frozenset({ISS, IAT, CTI, DOC_TYPE, SHA256})
+_ALLOWED = _REQUIRED | {EXP}
+
+ISSUER = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")  # a tenant slug
+DOC_TYPE_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9_.-]{0,62}[a-z0-9])?$")
+MAX_CLAIMS_BYTES = 512
+_MAX_TIME = 2**40  # far beyond any real date; keeps every integer in 8 bytes
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What the issuer signs: who, what kind, which serial, which file, when, until when."""
+
+    issuer: str
+    doc_type: str
+    serial: bytes  # 16 random bytes
+    sha256: bytes  # 32 bytes: digest of the document file
+    issued_at: int  # epoch seconds
+    expires_at: int | None = None
+
+    def __post_init__(self) -> None:
+        problems = _problems(self)
+        if problems:
+            raise MalformedToken("claims: " + "; ".join(problems))
+
+    def to_cbor(self) -> bytes:
+        """Deterministic CBOR (RFC 8949 §4.2.1 core rules), so one set of claims has one encoding."""
+        claims: dict[int, Any] = {
+            ISS: self.issuer,
+            IAT: self.issued_at,
+            CTI: self.serial,
+            DOC_TYPE: self.doc_type,
+            SHA256: self.sha256,
+        }
+        if self.expires_at is not None:
+            claims[EXP] = self.expires_at
+        return cbor2.dumps(claims, canonical=True)
+
+    @classmethod
+    def from_cbor(cls, data: bytes) -> Claims:
+        """Parse claims; anything but the exact deterministic encoding of valid claims is refused."""
+        if not isinstance(data, bytes) or len(data) > MAX_CLAIMS_BYTES:
+            raise MalformedToken("claims: not bytes or too large")
+        try:
+            decoded = cbor2.loads(data)
+        except Exception as exc:  # cbor2 raises several types on garbage; all mean the same here
+            raise MalformedToken(f"claims: not CBOR ({type(exc).__name__})") from None
+        if not isinstance(decoded, dict) or not _REQUIRED <= decoded.keys() <= _ALLOWED:
+            raise MalformedToken("claims: not a map with the expected keys")
+        claims = cls(
+            issuer=_typed(decoded[ISS], str),
+            doc_type=_typed(decoded[DOC_TYPE], str),
+            serial=_typed(decoded[CTI], bytes),
+            sha256=_typed(decoded[SHA256], bytes),
+            issued_at=_typed(decoded[IAT], int),
+            expires_at=_typed(decoded[EXP], int) if EXP in decoded else None,
+        )
+        # Any other encoding of the same values (indefinite lengths, long ints, key order) is not ours.
+        if claims.to_cbor() != data:
+            raise MalformedToken("claims: not in deterministic encoding")
+        return claims
+
+
+def _typed(value: Any, kind: type) -> Any:
+    # bool is an int subclass; neither True nor False is a time.
+    if type(value) is not kind:
+        raise MalformedToken(f"claims: expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _problems(claims: Claims) -> list[str]:
+    problems = []
+    if not isinstance(claims.issuer, str) or not ISSUER.fullmatch(claims.issuer):
+        problems.append("issuer must be a tenant slug")
+    if not isinstance(claims.doc_type, str) or not DOC_TYPE_PATTERN.fullmatch(claims.doc_type):
+        problems.append("doc_type must be 1-64 lowercase letters, digits, '_', '.', '-'")
+    if not isinstance(claims.serial, bytes) or len(claims.serial) != 16:
+        problems.append("serial must be 16 bytes")
+    if not isinstance(claims.sha256, bytes) or len(claims.sha256) != 32:
+        problems.append("sha256 must be 32 bytes")
+    for name in ("issued_at", "expires_at"):
+        value = getattr(claims, name)
+        if value is None and name == "expires_at":
+            continue
+        if type(value) is not int or not 0 <= value < _MAX_TIME:
+            problems.append(f"{name} must be epoch seconds")
+    if (
+        not problems
+        and claims.expires_at is not None
+        and claims.expires_at <= claims.issued_at
+    ):
+        problems.append("expires_at must be after issued_at")
+    return problems

@@ -1,0 +1,137 @@
+"""COSE_Sign1 (RFC 9052 §4.2, tag 18) with EdDSA: Sig_structure, strict encode/decode, verification."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import cbor2
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from controlplane.documents.errors import MalformedToken
+
+COSE_SIGN1_TAG = 18
+HEADER_ALG, HEADER_KID = 1, 4
+ALG_EDDSA = -8
+MAX_COSE_BYTES = 640
+SIGNATURE_BYTES = 64
+# A transit key name, '#', a version without leading zeros: b"health#3".
+_KID = re.compile(rb"^([A-Za-z0-9](?:[A-Za-z0-9_.-]{0,126}[A-Za-z0-9])?)#([1-9][0-9]{0,8})$")
+# The fixed head of every Sig_structure: array(4), text "Signature1" (RFC 9052 §4.4).
+_SIG_STRUCTURE_HEAD = b"\x84" + cbor2.dumps("Signature1")
+_EMPTY_BSTR = b"\x40"  # external_aad: none
+
+
+@dataclass(frozen=True)
+class Sign1:
+    """A decoded COSE_Sign1: the protected header as sent, its kid, the payload and the signature."""
+
+    protected_raw: bytes
+    key_name: str
+    key_version: int
+    payload: bytes
+    signature: bytes
+
+    @property
+    def kid(self) -> str:
+        return f"{self.key_name}#{self.key_version}"
+
+
+def protected_header(key_name: str, key_version: int) -> bytes:
+    """The serialized protected header: alg EdDSA and kid b"<key_name>#<version>"."""
+    kid = f"{key_name}#{key_version}".encode("ascii")
+    if not _KID.fullmatch(kid):
+        raise ValueError(f"cannot make a kid of key {key_name!r} version {key_version!r}")
+    return cbor2.dumps({HEADER_ALG: ALG_EDDSA, HEADER_KID: kid}, canonical=True)
+
+
+def sig_structure(protected: bytes, payload: bytes) -> bytes:
+    """The bytes that are signed: ["Signature1", protected, external_aad = b"", payload]."""
+    return _SIG_STRUCTURE_HEAD + _bstr(protected) + _EMPTY_BSTR + _bstr(payload)
+
+
+def encode_sign1(protected: bytes, payload: bytes, signature: bytes) -> bytes:
+    """Tag 18 over [protected, unprotected = {}, payload, signature]."""
+    # 0xd2 = tag 18, 0x84 = array of 4, 0xa0 = empty map.
+    return b"\xd2\x84" + _bstr(protected) + b"\xa0" + _bstr(payload) + _bstr(signature)
+
+
+def decode_sign1(data: bytes) -> Sign1:
+    """Parse a COSE_Sign1 we could have made; every other encoding raises MalformedToken."""
+    if not isinstance(data, bytes) or not 0 < len(data) <= MAX_COSE_BYTES:
+        raise MalformedToken("token is empty or too large")
+    try:
+        decoded = cbor2.loads(data)
+    except Exception as exc:  # cbor2 raises several types on garbage; all mean the same here
+        raise MalformedToken(f"token is not CBOR ({type(exc).__name__})") from None
+    if not isinstance(decoded, cbor2.CBORTag) or decoded.tag != COSE_SIGN1_TAG:
+        raise MalformedToken("token is not a COSE_Sign1 (tag 18)")
+    value = decoded.value
+    if (
+        not isinstance(value, (list, tuple))  # cbor2 makes containers inside a tag immutable
+        or len(value) != 4
+        or type(value[0]) is not bytes
+        or not isinstance(value[1], Mapping)
+        or len(value[1]) != 0
+        or type(value[2]) is not bytes
+        or type(value[3]) is not bytes
+    ):
+        raise MalformedToken("token is not [protected, {}, payload, signature]")
+    protected, _, payload, signature = value
+    if len(signature) != SIGNATURE_BYTES:
+        raise MalformedToken("signature is not 64 bytes")
+    # One encoding only: a re-encoding must give back the very bytes we were sent.
+    if encode_sign1(protected, payload, signature) != data:
+        raise MalformedToken("token is not in the expected encoding")
+    key_name, key_version = _parse_protected(protected)
+    return Sign1(protected, key_name, key_version, payload, signature)
+
+
+def verify_signature(sign1: Sign1, public_key: bytes | Ed25519PublicKey) -> bool:
+    """Whether the signature is good for that key; False (never an exception) otherwise."""
+    try:
+        key = (
+            public_key
+            if isinstance(public_key, Ed25519PublicKey)
+            else Ed25519PublicKey.from_public_bytes(public_key)
+        )
+        key.verify(sign1.signature, sig_structure(sign1.protected_raw, sign1.payload))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def _parse_protected(protected: bytes) -> tuple[str, int]:
+    try:
+        header = cbor2.loads(protected)
+    except Exception as exc:  # as above
+        raise MalformedToken(f"protected header is not CBOR ({type(exc).__name__})") from None
+    if (
+        not isinstance(header, dict)
+        or header.keys() != {HEADER_ALG, HEADER_KID}
+        or type(header[HEADER_ALG]) is not int
+        or header[HEADER_ALG] != ALG_EDDSA
+        or type(header[HEADER_KID]) is not bytes
+    ):
+        raise MalformedToken("protected header must be exactly {alg: EdDSA, kid}")
+    match = _KID.fullmatch(header[HEADER_KID])
+    if not match:
+        raise MalformedToken("kid is not <key>#<version>")
+    key_name, version = match.group(1).decode("ascii"), int(match.group(2))
+    if protected_header(key_name, version) != protected:
+        raise MalformedToken("protected header is not in the expected encoding")
+    return key_name, version
+
+
+def _bstr(data: bytes) -> bytes:
+    """CBOR byte string head + data (major type 2, shortest length form)."""
+    n = len(data)
+    if n < 24:
+        return bytes((0x40 | n,)) + data
+    if n < 0x100:
+        return bytes((0x58, n)) + data
+    if n < 0x10000:
+        return b"\x59" + n.to_bytes(2, "big") + data
+    return b"\x5a" + n.to_bytes(4, "big") + data

@@ -1,0 +1,72 @@
+"""Tables owned by documents: the registry, archived public keys and anonymous verification counts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from controlplane.storage import Base, utcnow
+
+_TS = DateTime(timezone=True)
+
+
+class Document(Base):
+    """One signed document; the token is the COSE object, the row holds its status."""
+
+    __tablename__ = "documents"
+    __table_args__ = (
+        Index("ix_documents_org_issued_at", "org", "issued_at"),
+        # (org, import_ref) makes the legacy import idempotent; NULLs never collide.
+        UniqueConstraint("org", "import_ref", name="uq_documents_org_import_ref"),
+    )
+
+    serial: Mapped[str] = mapped_column(String(32), primary_key=True)  # hex of 16 random bytes
+    org: Mapped[str] = mapped_column(String(64))
+    doc_type: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(300))
+    recipient: Mapped[str] = mapped_column(String(300))  # stored in full, only ever shown masked
+    sha256: Mapped[str] = mapped_column(String(64))  # hex
+    issued_at: Mapped[datetime] = mapped_column(_TS)
+    expires_at: Mapped[datetime | None] = mapped_column(_TS)
+    key_name: Mapped[str] = mapped_column(String(128))
+    key_version: Mapped[int] = mapped_column(Integer)
+    token: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="valid")  # valid | revoked | superseded
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    status_changed_at: Mapped[datetime | None] = mapped_column(_TS)
+    superseded_by: Mapped[str | None] = mapped_column(String(32))
+    import_ref: Mapped[str | None] = mapped_column(String(128))
+
+
+class ArchivedPublicKey(Base):
+    """The public half of one key version, kept from signing time so documents outlive the key."""
+
+    __tablename__ = "document_public_keys"
+
+    key_name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    archived_at: Mapped[datetime] = mapped_column(_TS, default=utcnow)
+
+
+class VerificationCount(Base):
+    """How many verifications per hour, issuer and verdict: oversight without personal data."""
+
+    __tablename__ = "document_verification_counts"
+
+    hour: Mapped[datetime] = mapped_column(_TS, primary_key=True)  # truncated to the hour, UTC
+    issuer: Mapped[str] = mapped_column(String(64), primary_key=True)  # "" when unknown
+    verdict: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -1,0 +1,130 @@
+"""OrgSigner: signs for an organisation with a Vault identity that can reach only that org's key."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from controlplane.backends.keys import (
+    KeyBackend,
+    Signature,
+    SigningKey,
+    signing_key_name,
+    tenant_policy_name,
+)
+from controlplane.errors import BackendNotFound, BackendPermissionDenied
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# A cached identity is replaced after this long (or 90 % of its secret_id's TTL if shorter). The
+# adapter logs in again by itself whenever a token nears its TTL, so this only bounds how many
+# secret_ids we mint: each stays valid in Vault for its full TTL (the port cannot destroy one),
+# so a new one per org per process every 12 h, not every few minutes.
+IDENTITY_MAX_AGE = 12 * 3600.0
+# Key metadata (latest version, public keys) is reread after this long: a rotation is picked up
+# within seconds, and a burst of single-document issues does not cost a Vault read each.
+KEY_MAX_AGE = 10.0
+
+
+@dataclass
+class _Identity:
+    backend: KeyBackend
+    expires_at: float
+
+
+@dataclass
+class _KeyEntry:
+    key: SigningKey
+    expires_at: float
+
+
+class OrgSigner:
+    """Per-org AppRole identities, made with the control plane's KeyBackend and cached.
+
+    The control plane could sign with any key itself; signing through the org's own AppRole means
+    Vault's policy for that org, not only our code, keeps an org to its own key (issue 5).
+    """
+
+    def __init__(self, keys: KeyBackend, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.keys = keys
+        self._clock = clock
+        self._identities: dict[str, _Identity] = {}
+        self._key_cache: dict[str, _KeyEntry] = {}
+        self._lock = threading.Lock()
+
+    def identity(self, org: str) -> KeyBackend:
+        """The org's own Vault identity (AppRole `tenant-<org>`), logged in and cached."""
+        now = self._clock()
+        with self._lock:
+            cached = self._identities.get(org)
+            if cached is not None and cached.expires_at > now:
+                return cached.backend
+            role = tenant_policy_name(org)
+            try:
+                role_id = self.keys.read_role_id(role)
+                secret = self.keys.issue_secret_id(role)
+            except BackendNotFound:
+                raise BackendNotFound(
+                    f"organisation {org!r} has no signing identity in Vault (AppRole {role})",
+                    backend="vault",
+                    hint="apply the organisation's tenant first: it creates the key, policy and AppRole",
+                ) from None
+            backend = self.keys.login_approle(role_id, secret.value)
+            age = IDENTITY_MAX_AGE
+            if secret.ttl_seconds > 0:
+                age = min(age, secret.ttl_seconds * 0.9)
+            self._identities[org] = _Identity(backend, now + age)
+            if cached is not None:
+                _close(cached.backend)
+            log.info("signing identity for %s ready (AppRole %s)", org, role)
+            return backend
+
+    def public_keys(self, org: str, *, fresh: bool = False) -> SigningKey:
+        """The org's signing key as its own identity reads it: latest version and public keys."""
+        now = self._clock()
+        entry = self._key_cache.get(org)
+        if entry is not None and entry.expires_at > now and not fresh:
+            return entry.key
+        key = self._with_identity(org, lambda b: b.get_signing_key(signing_key_name(org)))
+        self._key_cache[org] = _KeyEntry(key, now + KEY_MAX_AGE)
+        return key
+
+    def sign(
+        self, org: str, messages: Sequence[bytes], *, key_version: int | None = None
+    ) -> list[Signature]:
+        """Sign with the org's key through its own identity (one batched call; the adapter chunks)."""
+        name = signing_key_name(org)
+        return self._with_identity(org, lambda b: b.sign(name, messages, key_version=key_version))
+
+    def forget(self, org: str) -> None:
+        """Drop the org's cached identity and key (e.g. after decommission or rotation)."""
+        with self._lock:
+            cached = self._identities.pop(org, None)
+            self._key_cache.pop(org, None)
+        if cached is not None:
+            _close(cached.backend)
+
+    def _with_identity(self, org: str, call: Callable[[KeyBackend], T]) -> T:
+        was_cached = org in self._identities
+        backend = self.identity(org)
+        try:
+            return call(backend)
+        except BackendPermissionDenied:
+            if not was_cached:
+                raise
+            # A cached secret_id may have been revoked or the role recreated: one fresh login, and
+            # if Vault still says no, that answer stands.
+            log.info("retrying with a fresh signing identity for %s", org)
+            self.forget(org)
+            return call(self.identity(org))
+
+
+def _close(backend: KeyBackend) -> None:
+    close = getattr(backend, "close", None)
+    if callable(close):
+        close()

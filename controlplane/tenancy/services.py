@@ -1,0 +1,128 @@
+"""Shared services that run as managed tenants: which playbook deploys each service a spec lists,
+with what settings, and removing them again at decommission."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import sys
+import sysconfig
+import uuid
+from pathlib import Path
+from typing import Any
+
+from controlplane.backends import Backends
+from controlplane.settings import REPO_ROOT, Settings
+from controlplane.storage import Database
+from controlplane.tenancy.baseline import PlaybookJob, run_playbook
+from controlplane.tenancy.spec import TenantSpec
+
+VERIFICATION_SERVICE = "verification-service"
+VERIFICATION_PLAYBOOK = "shared-verification.yml"
+VERIFICATION_TEMPLATES = ("templates/verification.toml.j2", "templates/verification-ctl.sh.j2")
+# What the release copied into the service holds (playbooks/shared-verification.yml tars these).
+RELEASE_DIRS = ("controlplane", "web", "playbooks", "tenants")
+# Settings the service takes over from the control plane as they are (none of them secret).
+SHARED_SETTINGS = (
+    "log_level",
+    "verify_rate_per_minute",
+    "verify_rate_burst",
+    "verify_upload_max_bytes",
+    "verify_counts_flush_seconds",
+    "secure_cookies",
+    # the trust list is signed with the data center's root key in Vault (cached for a minute)
+    "vault_addr",
+    "vault_transit_mount",
+    "vault_kv_mount",
+    "vault_timeout",
+)
+SECRET_SETTINGS = ("vault_token", "vault_role_id", "vault_secret_id")
+
+
+def release_digest(root: Path = REPO_ROOT) -> str:
+    """A digest of the code and assets a release holds: redeploy when any of them changes."""
+    h = hashlib.sha256()
+    for top in RELEASE_DIRS:
+        base = root / top
+        if not base.is_dir():
+            continue
+        for path in sorted(p for p in base.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+@functools.cache
+def current_release() -> str:
+    """The release of this process: its code was loaded at start, later edits on disk are not in it."""
+    return release_digest(REPO_ROOT)
+
+
+def service_dir(settings: Settings, slug: str, service: str) -> Path:
+    return Path(settings.instance_path).resolve() / "services" / f"{slug}-{service}"
+
+
+def verification_extravars(
+    settings: Settings,
+    *,
+    directory: Path,
+    port: int,
+    state: str = "present",
+    release: str = "",
+    workers: int = 2,
+    threads: int = 4,  # bench/documents.py: 2-4 per worker serve the most on 2 cores
+) -> dict[str, Any]:
+    """The extravars of playbooks/shared-verification.yml for this control plane's settings."""
+    return {
+        "state": state,
+        "service_dir": str(directory),
+        "port": port,
+        "workers": workers,
+        "threads": threads,
+        "repo": str(REPO_ROOT),
+        "release": release or current_release(),
+        "python": sys.executable,
+        "python_version": f"{sys.version_info.major}.{sys.version_info.minor}",
+        "site_packages": sysconfig.get_paths()["purelib"],
+        "verify_base_url": settings.verify_base_url,
+        "service_settings": {name: getattr(settings, name) for name in SHARED_SETTINGS},
+        # under a secret-looking key: the automation backend scrubs these values from what it keeps
+        "service_secrets": {
+            "database_url": settings.effective_database_url,
+            **{name: getattr(settings, name) for name in SECRET_SETTINGS if getattr(settings, name)},
+        },
+    }
+
+
+def service_jobs(spec: TenantSpec, settings: Settings) -> list[PlaybookJob]:
+    """The deploy of each service the spec lists that the control plane knows how to run."""
+    jobs = []
+    if VERIFICATION_SERVICE in spec.services:
+        release = current_release()
+        extravars = verification_extravars(
+            settings,
+            directory=service_dir(settings, spec.slug, VERIFICATION_SERVICE),
+            port=settings.verification_port,
+            release=release,
+        )
+        jobs.append(PlaybookJob(VERIFICATION_PLAYBOOK, extravars, VERIFICATION_TEMPLATES, release))
+    return jobs
+
+
+def remove_services(
+    spec: TenantSpec, *, db: Database, backends: Backends, settings: Settings, run_id: str
+) -> int:
+    """Stop and remove every service of the tenant (decommission); how many were removed."""
+    removed = 0
+    for job in service_jobs(spec, settings):
+        absent = PlaybookJob(job.playbook, {**job.extravars, "state": "absent"}, job.templates)
+        run_playbook(
+            spec.slug,
+            absent,
+            db=db,
+            backends=backends,
+            settings=settings,
+            run_id=run_id,
+            playbook_run_id=str(uuid.uuid4()),
+        )
+        removed += 1
+    return removed

@@ -1,0 +1,89 @@
+"""JSON API of the audit log, /api/v1/audit: the latest signed checkpoint and Merkle proofs, for
+auditors' and operators' systems with a token carrying `audit:read`. Hashes only, no event content."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from controlplane.audit import proofs
+from controlplane.audit.checkpoints import ORIGIN, format_note_time, note_of
+from controlplane.audit.models import AuditCheckpoint
+from controlplane.errors import InvalidInput
+from controlplane.web import context
+from controlplane.web.api_auth import require_scope
+
+bp = Blueprint("api_audit", __name__, url_prefix="/api/v1/audit")
+
+SCOPE = "audit:read"
+MAX_SIZE = 2**62
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _int_arg(name: str, *, minimum: int) -> int:
+    raw = request.args.get(name, "")
+    if not raw.isascii() or not raw.isdigit() or not minimum <= int(raw) <= MAX_SIZE:
+        raise InvalidInput(f"{name} must be a whole number from {minimum}")
+    return int(raw)
+
+
+def checkpoint_body(cp: AuditCheckpoint) -> dict[str, Any]:
+    witness = None
+    if cp.witness_signature is not None and cp.witness_signed_at is not None:
+        witness = {
+            "key_name": cp.witness_key_name,
+            "key_version": cp.witness_key_version,
+            "time": format_note_time(cp.witness_signed_at),
+            "signature": b64(cp.witness_signature),
+        }
+    return {
+        "origin": ORIGIN,
+        "tree_size": cp.tree_size,
+        "root_hash": b64(cp.root_hash),
+        "time": format_note_time(cp.signed_at),
+        "note": note_of(cp).decode("ascii"),
+        "signature": {"key_name": cp.key_name, "key_version": cp.key_version, "value": b64(cp.signature)},
+        "witness": witness,
+    }
+
+
+@bp.get("/checkpoint")
+@require_scope(SCOPE)
+def latest_checkpoint() -> Response:
+    with context.database().transaction() as s:
+        return jsonify(checkpoint_body(proofs.latest_checkpoint(s)))
+
+
+@bp.get("/proof/inclusion")
+@require_scope(SCOPE)
+def inclusion_proof() -> Response:
+    leaf_index, size = _int_arg("leaf_index", minimum=0), _int_arg("tree_size", minimum=1)
+    with context.database().transaction() as s:
+        proof = proofs.prove_inclusion(s, leaf_index, size)
+    return jsonify(
+        leaf_index=proof.leaf_index,
+        tree_size=proof.tree_size,
+        leaf_hash=b64(proof.leaf_hash),
+        root_hash=b64(proof.root_hash),
+        inclusion_path=[b64(h) for h in proof.path],
+    )
+
+
+@bp.get("/proof/consistency")
+@require_scope(SCOPE)
+def consistency_proof() -> Response:
+    first, second = _int_arg("first", minimum=1), _int_arg("second", minimum=1)
+    with context.database().transaction() as s:
+        proof = proofs.prove_consistency(s, first, second)
+    return jsonify(
+        first=proof.first,
+        second=proof.second,
+        first_root=b64(proof.first_root),
+        second_root=b64(proof.second_root),
+        consistency_path=[b64(h) for h in proof.path],
+    )

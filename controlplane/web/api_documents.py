@@ -1,0 +1,262 @@
+"""JSON API for documents, /api/v1/documents: an organisation issues, reads, revokes and supersedes its
+own signed documents with a scoped token; /api/v1/verify/<token> is the public verdict as JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from typing import Any, NoReturn, cast
+
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+
+from controlplane.documents.claims import DOC_TYPE_PATTERN
+from controlplane.documents.issuance import (
+    MAX_BATCH,
+    IssuedDocument,
+    NewDocument,
+    issue_documents,
+    mask_recipient,
+)
+from controlplane.documents.models import Document
+from controlplane.documents.qr import qr_png, qr_svg
+from controlplane.documents.revocation import MAX_REASON, revoke_document, supersede_document
+from controlplane.documents.signer import OrgSigner
+from controlplane.documents.tokens import MAX_TOKEN_CHARS, verification_url
+from controlplane.errors import InvalidInput, NotAuthenticated, NotFound
+from controlplane.storage import as_utc
+from controlplane.web import context
+from controlplane.web.api_auth import current_api_actor, require_scope
+from controlplane.web.verify_views import TooLarge, forget_trust_list, verify_for_client
+
+bp = Blueprint("api_documents", __name__, url_prefix="/api/v1")
+
+# A full batch of MAX_BATCH items, every text field at its limit in \\u-escaped Arabic, is ~4 MiB.
+MAX_BODY = 5 * 1024 * 1024
+MAX_SMALL_BODY = 16 * 1024  # revoke / supersede
+SERIAL = re.compile(r"^[0-9a-f]{32}$")
+SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
+TOKEN_TEXT = re.compile(rf"[A-Za-z2-7]{{1,{MAX_TOKEN_CHARS}}}")
+ITEM_FIELDS = frozenset({"doc_type", "title", "recipient", "sha256", "expires_at"})
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SIGNER = "controlplane.org_signer"
+_signer_lock = threading.Lock()
+
+
+def _signer() -> OrgSigner:
+    """One OrgSigner per process: it caches each org's Vault identity across requests."""
+    ext = current_app.extensions
+    if ext.get(_SIGNER) is None:
+        backends, error = context.backends()
+        if backends is None:
+            raise error or InvalidInput("the key backend is not configured")
+        with _signer_lock:
+            ext.setdefault(_SIGNER, OrgSigner(backends.keys))
+    return cast(OrgSigner, ext[_SIGNER])
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def read_json(limit: int, *, required: bool = True) -> Any:
+    """The parsed body, checked for size, content type and syntax before anything else happens."""
+    request.max_content_length = limit
+    length = request.content_length
+    if length is not None and length > limit:
+        raise TooLarge(f"the request body is {length} bytes; at most {limit} are accepted")
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise TooLarge(f"the request body is larger than {limit} bytes")
+    if not raw.strip():
+        if required:
+            raise InvalidInput("send a JSON object (Content-Type: application/json)")
+        return {}
+    if request.mimetype != "application/json":
+        raise InvalidInput(f"expected Content-Type application/json, got {request.mimetype or 'none'!r}")
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise InvalidInput(f"the body is not valid JSON: {str(exc)[:120]}") from None
+
+
+def _object(value: object, where: str, allowed: frozenset[str]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{where}: expected a JSON object, got {type(value).__name__}")
+    unknown = sorted(str(k)[:40] for k in value if k not in allowed)
+    if unknown:
+        raise InvalidInput(f"{where}: unknown field(s) {', '.join(unknown)}; "
+                           f"allowed: {', '.join(sorted(allowed))}")
+    return value
+
+
+def _item(value: object, where: str) -> NewDocument:
+    """One document: identifiers exactly as documented (NewDocument.parse would also fold spaces in
+    them), then the shared validation."""
+    item = _object(value, where, ITEM_FIELDS)
+    for name, pattern in (("doc_type", DOC_TYPE_PATTERN), ("sha256", SHA256_HEX)):
+        if isinstance(item.get(name), str) and not pattern.fullmatch(item[name]):
+            raise InvalidInput(f"{name}: {item[name][:70]!r} is not in the documented form")
+    if item.get("expires_at") == "":
+        raise InvalidInput("expires_at: leave it out, or give an ISO 8601 date or time")
+    return NewDocument.parse(item)
+
+
+def parse_items(body: object) -> tuple[list[NewDocument], bool]:
+    """(documents, is_batch): one document object, or {"documents": [1..MAX_BATCH objects]}. Every item
+    is checked before anything is signed; the first problem is named with its index."""
+    if isinstance(body, dict) and "documents" in body:
+        _object(body, "body", frozenset({"documents"}))
+        raw = body["documents"]
+        if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_BATCH:
+            size = len(raw) if isinstance(raw, list) else type(raw).__name__
+            raise InvalidInput(f"documents: expected a list of 1 to {MAX_BATCH} objects, got {size}")
+        items = []
+        for n, item in enumerate(raw):
+            try:
+                items.append(_item(item, "document"))
+            except InvalidInput as exc:
+                raise InvalidInput(f"documents[{n}]: {exc.message}", hint=exc.hint) from None
+        return items, True
+    return [_item(body, "body")], False
+
+
+def _qr_urls(serial: str) -> dict[str, str]:
+    return {"qr_png_url": url_for("api_documents.document_qr_png", serial=serial),
+            "qr_svg_url": url_for("api_documents.document_qr_svg", serial=serial)}
+
+
+def issued_json(doc: IssuedDocument, *, with_svg: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "serial": doc.serial, "token": doc.token, "url": doc.url, "doc_type": doc.doc_type,
+        "title": doc.title, "recipient_masked": doc.recipient_masked,
+        "issued_at": as_utc(doc.issued_at).isoformat(),
+        "expires_at": as_utc(doc.expires_at).isoformat() if doc.expires_at else None,
+        "key_id": f"{doc.key_name}#{doc.key_version}", "status": "valid",
+        **_qr_urls(doc.serial),
+    }
+    if with_svg:
+        body["qr_svg"] = qr_svg(doc.url)
+    return body
+
+
+def document_json(doc: Document) -> dict[str, Any]:
+    return {
+        "serial": doc.serial, "token": doc.token, "url": _url(doc), "doc_type": doc.doc_type,
+        "title": doc.title, "recipient_masked": mask_recipient(doc.recipient),
+        "issued_at": as_utc(doc.issued_at).isoformat(),
+        "expires_at": as_utc(doc.expires_at).isoformat() if doc.expires_at else None,
+        "key_id": f"{doc.key_name}#{doc.key_version}", "status": doc.status,
+        "status_reason": doc.status_reason or None,
+        "status_changed_at": as_utc(doc.status_changed_at).isoformat() if doc.status_changed_at else None,
+        "superseded_by": doc.superseded_by, **_qr_urls(doc.serial),
+    }
+
+
+def _url(doc: Document) -> str:
+    return verification_url(context.settings().verify_base_url, doc.token)
+
+
+def own_document(serial: str) -> Document:
+    """The token's organisation's document; any other serial, however real, is simply not found."""
+    org = current_api_actor().org
+    if SERIAL.fullmatch(serial):
+        with context.database().transaction() as s:
+            doc = s.get(Document, serial)
+            if doc is not None and doc.org == org:
+                s.expunge(doc)
+                return doc
+    raise NotFound(f"no document {serial[:40]!r} visible to this token")
+
+
+def _reason(body: dict[str, Any]) -> str:
+    reason = body.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidInput("reason: say why, in 1 to 500 characters")
+    if len(reason) > MAX_REASON or _CONTROL.search(reason):
+        raise InvalidInput(f"reason: at most {MAX_REASON} characters, no control characters")
+    return reason.strip()
+
+
+@bp.errorhandler(NotAuthenticated)
+def _not_authenticated(exc: NotAuthenticated) -> tuple[Response, int]:
+    response = jsonify(exc.to_dict())
+    response.headers["WWW-Authenticate"] = 'Bearer realm="controlplane"'
+    return response, exc.status
+
+
+@bp.post("/documents")
+@require_scope("documents:issue")
+def create_documents() -> tuple[Response, int]:
+    """Issue one document (an object) or a batch ({"documents": [...]}); nothing is written unless
+    every item is valid and signed. Batches carry the QR SVG inline only with ?qr_svg=true."""
+    actor = current_api_actor()
+    flag = request.args.get("qr_svg")
+    if flag not in (None, "true", "false"):
+        raise InvalidInput("qr_svg: expected true or false")
+    items, is_batch = parse_items(read_json(MAX_BODY))
+    issued = issue_documents(context.database(), _signer(), actor.org, items,
+                             initiator=actor.audit_name, base_url=context.settings().verify_base_url)
+    with_svg = flag == "true" or (not is_batch and flag is None)
+    rendered = [issued_json(doc, with_svg=with_svg) for doc in issued]
+    if is_batch:
+        return jsonify(documents=rendered), 201
+    return jsonify(rendered[0]), 201
+
+
+@bp.get("/documents/<serial>")
+@require_scope("documents:read")
+def get_document(serial: str) -> Response:
+    return jsonify(document_json(own_document(serial)))
+
+
+@bp.get("/documents/<serial>/qr.png")
+@require_scope("documents:read")
+def document_qr_png(serial: str) -> Response:
+    png = qr_png(_url(own_document(serial)), scale=8)
+    return Response(png, mimetype="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@bp.get("/documents/<serial>/qr.svg")
+@require_scope("documents:read")
+def document_qr_svg(serial: str) -> Response:
+    svg = qr_svg(_url(own_document(serial)))
+    return Response(svg, mimetype="image/svg+xml", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@bp.post("/documents/<serial>/revoke")
+@require_scope("documents:revoke")
+def revoke(serial: str) -> Response:
+    actor = current_api_actor()
+    own_document(serial)
+    body = _object(read_json(MAX_SMALL_BODY), "body", frozenset({"reason"}))
+    doc = revoke_document(context.database(), actor.org, serial, reason=_reason(body),
+                          initiator=actor.audit_name)
+    forget_trust_list()
+    return jsonify(document_json(doc))
+
+
+@bp.post("/documents/<serial>/supersede")
+@require_scope("documents:revoke")
+def supersede(serial: str) -> Response:
+    actor = current_api_actor()
+    own_document(serial)
+    body = _object(read_json(MAX_SMALL_BODY), "body", frozenset({"reason", "replacement_serial"}))
+    replacement = body.get("replacement_serial")
+    if not isinstance(replacement, str) or not SERIAL.fullmatch(replacement):
+        raise InvalidInput("replacement_serial: expected the 32 hex digits of your replacement document")
+    doc = supersede_document(context.database(), actor.org, serial, replacement_serial=replacement,
+                             reason=_reason(body), initiator=actor.audit_name)
+    forget_trust_list()
+    return jsonify(document_json(doc))
+
+
+@bp.get("/verify/<token>")
+def verify(token: str) -> Response | tuple[Response, int]:
+    """Public: the verdict of a token as JSON (no personal data beyond the masked recipient). Text
+    that cannot be a token at all is also a 400, with the same verdict in the body."""
+    result = verify_for_client(token)  # counted and rate-limited whatever it is
+    if not TOKEN_TEXT.fullmatch(token):
+        return jsonify({"error": "Malformed token", "message": f"a token is 1 to {MAX_TOKEN_CHARS} "
+                        "base32 characters (A-Z, 2-7)", **result.to_json()}), 400
+    return jsonify(result.to_json())
