@@ -3,9 +3,10 @@
     .venv/bin/python bench/audit.py                                    # 1,000,000 events, PostgreSQL
     CONTROLPLANE_BENCH_EVENTS=50000 .venv/bin/python bench/audit.py    # a quick run
     BENCH_DATABASE_URL=sqlite .venv/bin/python bench/audit.py          # a temp SQLite file instead
+    .venv/bin/python bench/audit.py --without-queue-index              # the sequencer without its index
 
 On PostgreSQL (BENCH_DATABASE_URL, default the local server) it works in a new database
-(bench_audit_<hex>) dropped at the end; it starts its own OpenBao dev server for the audit key.
+(bench_audit_<hex>) dropped at the end; it starts its own OpenBao dev server (bench/baoserver.py).
 Side by side in one run:
 - append: events through `record_event` (the use-case path: one INSERT per event, flushed in the
   caller's transaction) one per transaction vs many per transaction, and `record_events` (one
@@ -21,12 +22,12 @@ Side by side in one run:
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 import secrets
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +42,7 @@ sys.path.insert(0, str(REPO))
 from sqlalchemy import create_engine, insert, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from bench.baoserver import KV_MOUNT, TRANSIT_MOUNT, BaoDevServer  # noqa: E402
 from controlplane.audit import merkle, record_event  # noqa: E402
 from controlplane.audit.bundle import export_bundle  # noqa: E402
 from controlplane.audit.check import check_log  # noqa: E402
@@ -50,7 +52,6 @@ from controlplane.audit.models import AuditEvent, new_event_uuid  # noqa: E402
 from controlplane.audit.proofs import prove_consistency, prove_inclusion  # noqa: E402
 from controlplane.audit.sequencer import integrate_pending, sign_checkpoint  # noqa: E402
 from controlplane.audit.verify import leaf_hashes_of, read_members, verify_bundle  # noqa: E402
-from controlplane.backends.keys import RETIRED_KEYS_POLICY, controlplane_policy_hcl  # noqa: E402
 from controlplane.backends.vault import VaultKeys  # noqa: E402
 from controlplane.migrations import upgrade_database  # noqa: E402
 from controlplane.storage import Database, utcnow  # noqa: E402
@@ -87,55 +88,13 @@ def bench_database(server_url: str, workdir: Path) -> Iterator[str]:
 
 @contextmanager
 def openbao(workdir: Path) -> Iterator[VaultKeys]:
-    """A dev server on a free port, the control-plane policy, and an adapter with its token."""
-    import socket
-
-    import requests
-
-    bao = shutil.which("bao", path=str(Path(sys.executable).parent)) or "bao"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    root = secrets.token_hex(16)
-    proc = subprocess.Popen(
-        [
-            bao,
-            "server",
-            "-dev",
-            f"-dev-root-token-id={root}",
-            f"-dev-listen-address=127.0.0.1:{port}",
-            "-dev-no-store-token",
-        ],
-        stdout=(workdir / "bao.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    addr, h = f"http://127.0.0.1:{port}", {"X-Vault-Token": root}
-    try:
-        for _ in range(200):
-            try:
-                if requests.get(f"{addr}/v1/sys/health", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.05)
-        requests.post(f"{addr}/v1/sys/mounts/transit", json={"type": "transit"}, headers=h, timeout=5)
-        requests.put(
-            f"{addr}/v1/sys/policies/acl/controlplane",
-            headers=h,
-            timeout=5,
-            json={"policy": controlplane_policy_hcl(transit_mount="transit", kv_mount="kv")},
+    """The benches' OpenBao dev server and an adapter with its least-privilege token."""
+    with BaoDevServer(workdir) as bao:
+        keys = VaultKeys(
+            addr=bao.addr, token=bao.token, transit_mount=TRANSIT_MOUNT, kv_mount=KV_MOUNT, timeout=10
         )
-        token = requests.post(
-            f"{addr}/v1/auth/token/create",
-            headers=h,
-            timeout=5,
-            json={"policies": ["controlplane", RETIRED_KEYS_POLICY]},
-        ).json()["auth"]["client_token"]
-        keys = VaultKeys(addr=addr, token=token, transit_mount="transit", kv_mount="kv", timeout=10)
         yield keys
         keys.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def event_fields(n: int, rng: random.Random) -> dict[str, object]:
@@ -149,10 +108,13 @@ def event_fields(n: int, rng: random.Random) -> dict[str, object]:
     }
 
 
-def timed(label: str, count: int, run: Callable[[], object]) -> float:
+def timed(label: str, count: int | None, run: Callable[[], object]) -> float:
+    """Time `run`; `count` None: it returns how many events it handled (the sequencer does)."""
     t0 = time.perf_counter()
-    run()
+    done = run()
     took = time.perf_counter() - t0
+    if count is None:
+        count = getattr(done, "added", 0)
     print(f"  {label:<52} {count:>9,} events {took:8.2f} s {count / took:>11,.0f} events/s")
     return count / took
 
@@ -234,6 +196,15 @@ def bench_proofs(db: Database, size: int, root: bytes) -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--without-queue-index",
+        action="store_true",
+        help="drop ix_audit_events_unsequenced after migrating (the 'before' figures)",
+    )
+    args = parser.parse_args()
     total = int(os.environ.get("CONTROLPLANE_BENCH_EVENTS", "1000000"))
     append_count = min(20_000, max(2_000, total // 10))
     rng = random.Random(4)
@@ -246,21 +217,24 @@ def main() -> None:
             db = Database(url)
             print(f"database: {db.display_url} ({db.engine.dialect.name}); {total:,} events in the log")
             upgrade_database(db)
+            if args.without_queue_index:
+                with db.transaction() as s:
+                    s.execute(text("DROP INDEX ix_audit_events_unsequenced"))
+                print("  dropped ix_audit_events_unsequenced: 'before' figures")
             bench_append(db, append_count, rng)
 
             print("sequencer (leaf hashes, tree nodes, leaf indexes; one transaction per batch)")
             timed(
                 "integrate the appended events, batches of 2,000",
-                append_count,
+                None,
                 lambda: integrate_pending(db, batch_size=2000),
             )
             t0 = time.perf_counter()
             seed(db, total, rng)
             print(f"  (seeded up to {total:,} events in {time.perf_counter() - t0:.1f} s)")
-            pending = total - append_count - append_count // 4
             timed(
                 "integrate the seeded events, batches of 5,000",
-                pending,
+                None,
                 lambda: integrate_pending(db, batch_size=5000),
             )
             pin = workdir / "audit-keys.pem"

@@ -73,7 +73,9 @@ def run_on_stored(session: Session, compute: Callable[[merkle.NodeReader], T], *
     if len(nodes) < len(wanted):
         current = tree_size(session)
         if size > current:
-            raise InvalidInput(f"{what} must be from 1 to the current tree size {current}, not {size}")
+            raise NotFound(
+                f"the audit log has {current} leaves: there is no tree of size {size} ({what}) yet"
+            )
         missing = sorted(wanted - set(nodes))
         raise TreeCorrupt(f"the audit tree lacks node(s) {missing[:5]}", hint="run: controlplane audit check")
     return compute(lambda level, index: nodes[(level, index)])
@@ -89,7 +91,7 @@ def prove_inclusion(session: Session, leaf_index: int, size: int) -> InclusionPr
     if size < 1:
         raise InvalidInput(f"tree_size must be at least 1, not {size}")
     if not 0 <= leaf_index < size:
-        raise InvalidInput(f"leaf_index must be from 0 to {size - 1} in a tree of size {size}")
+        raise NotFound(f"a tree of size {size} has no leaf {leaf_index} (leaves 0 to {size - 1})")
 
     def compute(node: merkle.NodeReader) -> tuple[bytes, bytes, list[bytes]]:
         return (
@@ -103,8 +105,10 @@ def prove_inclusion(session: Session, leaf_index: int, size: int) -> InclusionPr
 
 
 def prove_consistency(session: Session, first: int, second: int) -> ConsistencyProof:
-    if not 1 <= first <= second:
-        raise InvalidInput(f"first must be from 1 to second ({second}), not {first}")
+    if first < 1:
+        raise InvalidInput(f"first must be at least 1, not {first}")
+    if first > second:  # schema-valid, but that proof does not exist
+        raise NotFound(f"no consistency proof from size {first} to the smaller size {second}")
 
     def compute(node: merkle.NodeReader) -> tuple[bytes, bytes, list[bytes]]:
         return (

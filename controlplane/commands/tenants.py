@@ -302,15 +302,21 @@ def decommission(ctx: Any, slug: str, stage: str, retention_days: int, confirm: 
 @click.option("--once", is_flag=True, help="One pass over due tenants, then exit.")
 @click.option("--interval", type=click.IntRange(5, 3600), default=60, show_default=True)
 @click.option("--concurrency", type=CONCURRENCY, default=4, show_default=True)
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=0,
+              help="Serve this worker's Prometheus metrics on 127.0.0.1:PORT (0: off).")
 @pass_ctx
-def worker(ctx: Any, once: bool, interval: int, concurrency: int) -> None:
+def worker(ctx: Any, once: bool, interval: int, concurrency: int, metrics_port: int) -> None:
     """Reconcile tenants continuously: drift detection and repair on every pass."""
+    from controlplane import metrics
     from controlplane.audit.checkpoints import PINNED_KEY_FILE
     from controlplane.audit.sequencer import with_sequencer
     from controlplane.requests.desired import sync_outcomes
     from controlplane.tenancy.worker import run_worker
 
     settings, db, backends = _env(ctx)
+    if metrics_port:
+        # The worker has no web app: reconcile outcomes and durations reach Prometheus from here.
+        metrics.start_exporter(metrics_port)
     run_worker(
         # after each pass: requests learn their outcomes, then the audit log is sequenced and signed
         after_pass=with_sequencer(sync_outcomes, backends.keys,

@@ -22,7 +22,15 @@ from controlplane.tenancy.spec import GROUP_ROLES
 Progress = Callable[[str], None]
 
 
-def _transition(db: Database, slug: str, target: Phase, *, initiator: str, detail: dict[str, object]) -> None:
+def _transition(
+    db: Database,
+    slug: str,
+    target: Phase,
+    *,
+    initiator: str,
+    detail: dict[str, object],
+    key_retired: str = "",
+) -> None:
     with db.transaction() as s:
         t = registry.get_tenant(s, slug)
         t.phase = check_transition(t.phase, target).value
@@ -35,6 +43,9 @@ def _transition(db: Database, slug: str, target: Phase, *, initiator: str, detai
             org=slug,
             detail=detail,
         )
+        if key_retired:  # the auditors' key history: this key signs nothing from now on
+            record_event(s, action="key:retire", initiator=initiator, target=f"key:{key_retired}", org=slug,
+                         detail={"verify_only": True})
 
 
 def _projects(cloud: CloudBackend, slug: str) -> tuple[str, list[tuple[str, str]]]:
@@ -64,6 +75,7 @@ def disable(db: Database, backends: Backends, slug: str, *, initiator: str) -> N
         Phase.DISABLED,
         initiator=initiator,
         detail={"projects_disabled": len(projects), "domain_disabled": bool(domain_id)},
+        key_retired=signing_key_name(slug),
     )
 
 

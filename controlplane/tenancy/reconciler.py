@@ -268,6 +268,16 @@ class _TenantPass:
                     org=self.slug,
                     detail={"generation": generation, **plan.summary(), "drift": len(plan.drift)},
                 )
+            # Key history for the auditors: the signing key's own event, beside the tenant's.
+            if any(a.op == "ensure_signing_key" for a in plan.actions):
+                record_event(
+                    s,
+                    action="key:create",
+                    initiator=self.initiator,
+                    target=f"key:{signing_key_name(self.slug)}",
+                    org=self.slug,
+                    detail={"type": "ed25519", "engine": "transit"},
+                )
 
 
 def _never_applied(phase: str) -> bool:

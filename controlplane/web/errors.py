@@ -44,7 +44,12 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> tuple[Response, int]:
-        return _render(exc.code or 500, exc.name, exc.description or exc.name)
+        response, status = _render(exc.code or 500, exc.name, exc.description or exc.name)
+        # Keep what the exception says beside its body: Allow on a 405, Retry-After on a 429/503.
+        for name, value in exc.get_headers():
+            if name.lower() not in ("content-type", "content-length"):
+                response.headers[name] = value
+        return response, status
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response, int]:

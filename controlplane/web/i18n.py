@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlencode
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -61,4 +62,11 @@ def init_app(app: Flask) -> None:
         from flask_babel import get_locale
 
         lang = str(get_locale() or "en")
-        return {"lang": lang, "text_dir": "rtl" if lang in RIGHT_TO_LEFT else "ltr", "languages": LANGUAGES}
+        return {"lang": lang, "text_dir": "rtl" if lang in RIGHT_TO_LEFT else "ltr", "languages": LANGUAGES,
+                "language_url": language_url}
+
+
+def language_url(code: str) -> str:
+    """This page in another language: the query string is kept, so filters survive a switch."""
+    args = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
+    return "?" + urlencode([*args, ("lang", code)])

@@ -34,14 +34,15 @@ PATHS: dict[str, Any] = {
     "/api/v1/audit/proof/inclusion": {
         "get": {
             "operationId": "getAuditInclusionProof",
-            "summary": "RFC 9162 inclusion proof of one leaf in the tree of a given size." + _SCOPE,
+            "summary": "RFC 9162 inclusion proof of one leaf in the tree of a given size; 404 when the "
+            "log has no tree of that size yet or the tree no such leaf." + _SCOPE,
             "parameters": [
                 _query("leaf_index", 0, "0-based leaf index, below tree_size"),
                 _query("tree_size", 1, "a size up to the current tree size"),
             ],
             "responses": {
                 **ok({"$ref": "#/components/schemas/AuditInclusionProof"}),
-                **errors(400, 401, 403),
+                **errors(400, 401, 403, 404),
             },
         }
     },
@@ -56,7 +57,7 @@ PATHS: dict[str, Any] = {
             ],
             "responses": {
                 **ok({"$ref": "#/components/schemas/AuditConsistencyProof"}),
-                **errors(400, 401, 403),
+                **errors(400, 401, 403, 404),
             },
         }
     },

@@ -72,6 +72,8 @@ def test_operator_token_reconciles_now_and_decommissions_with_the_typed_confirma
     with database.transaction() as s:
         event = s.scalar(select(AuditEvent).where(AuditEvent.action == "tenant:decommission:disabled"))
         assert event is not None and event.initiator == "user:op-api-tenants"
+        retired = s.scalar(select(AuditEvent).where(AuditEvent.action == "key:retire"))
+        assert retired is not None and retired.target == f"key:{tenant_slug}" and retired.org == tenant_slug
 
 
 def test_openapi_document_describes_the_api(client: FlaskClient) -> None:

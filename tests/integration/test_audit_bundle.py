@@ -217,9 +217,11 @@ def test_proofs_over_the_api_for_operator_tokens_with_audit_read(
         [base64.b64decode(h) for h in con["consistency_path"]],
     )
     bad = client.get("/api/v1/audit/proof/inclusion?leaf_index=9&tree_size=9", headers=headers)
-    assert bad.status_code == 400 and "leaf_index" in (bad.json or {})["message"]
+    assert bad.status_code == 404 and "no leaf 9" in (bad.json or {})["message"]
     beyond = client.get("/api/v1/audit/proof/consistency?first=5&second=10", headers=headers)
-    assert beyond.status_code == 400
+    assert beyond.status_code == 404
+    malformed = client.get("/api/v1/audit/proof/consistency?first=x&second=9", headers=headers)
+    assert malformed.status_code == 400
     other = bearer(operator_token(database, operator, ["tenants:read"]))
     assert client.get("/api/v1/audit/checkpoint", headers=other).status_code == 403
     org = bearer(org_token(database, "health", ["tenants:read"]))

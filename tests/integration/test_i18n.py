@@ -38,6 +38,17 @@ def test_english_by_default_and_unknown_language_ignored(client: FlaskClient) ->
     assert 'hreflang="ar">العربية</a>' in page and 'hreflang="ckb">کوردی</a>' in page
 
 
+def test_language_links_keep_the_query_string(client: FlaskClient) -> None:
+    page = client.get("/login?next=%2Ftenants%2F&lang=en").get_data(as_text=True)
+    assert 'href="?next=%2Ftenants%2F&amp;lang=ar"' in page  # a switch keeps the page's filters
+
+
+def test_method_not_allowed_keeps_its_allow_header(client: FlaskClient) -> None:
+    response = client.delete("/login")
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+
+
 def test_arabic_console_shows_translated_phases_and_empty_states(
     app: Flask, database: Database, tenant_slug: str, write_spec: Callable[..., TenantSpec]
 ) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import func, select
 
+from controlplane.audit.models import AuditEvent
 from controlplane.backends import Backends
 from controlplane.backends.cloud import SecurityGroupRuleSpec
 from controlplane.backends.keys import signing_key_name, tenant_policy_name
@@ -105,6 +106,10 @@ def test_apply_creates_every_resource_then_changes_nothing(
         ]
         assert tasks[0] == "Check that every project of the tenant exists and is enabled"
         assert len(tasks) == 4
+        key_event = s.scalar(
+            select(AuditEvent).where(AuditEvent.action == "key:create", AuditEvent.org == tenant_slug)
+        )
+        assert key_event is not None and key_event.target == f"key:{signing_key_name(tenant_slug)}"
         assert (
             s.scalar(
                 select(func.count())

@@ -38,6 +38,9 @@ def upgrade() -> None:
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.alter_column("event_uuid", existing_type=sa.String(length=36), nullable=False)
         batch_op.create_index("ix_audit_events_leaf_index", ["leaf_index"], unique=True)
+        batch_op.create_index("ix_audit_events_org_id", ["org", "id"], unique=False)
+        batch_op.create_index("ix_audit_events_initiator_id", ["initiator", "id"], unique=False)
+        batch_op.create_index("ix_audit_events_org_occurred_at", ["org", "occurred_at"], unique=False)
         batch_op.create_index(
             "ix_audit_events_unsequenced",
             ["id"],
@@ -100,5 +103,8 @@ def downgrade() -> None:
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_events_unsequenced")
         batch_op.drop_index("ix_audit_events_leaf_index")
+        batch_op.drop_index("ix_audit_events_org_occurred_at")
+        batch_op.drop_index("ix_audit_events_initiator_id")
+        batch_op.drop_index("ix_audit_events_org_id")
         batch_op.drop_column("leaf_index")
         batch_op.drop_column("event_uuid")
