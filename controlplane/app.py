@@ -68,5 +68,13 @@ def create_app(settings: Settings | None = None, *, backends: Backends | None = 
     # OpenStack or Vault is down and report that on /readyz instead of failing to boot.
     app.extensions["controlplane.backends"] = backends
     app.extensions["controlplane.backends_factory"] = lambda: load_backends(settings)
+    app.extensions["controlplane.closers"] = []  # background work to stop at shutdown, newest first
     init_web(app)
     return app
+
+
+def close_app(app: Flask) -> None:
+    """Shut the app down: stop its background work (writing what it holds), then its database pool."""
+    for close in reversed(app.extensions["controlplane.closers"]):
+        close()
+    app.extensions["controlplane.db"].dispose()

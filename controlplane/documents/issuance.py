@@ -13,20 +13,20 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from controlplane.audit import AuditAction, record_event
 from controlplane.backends.keys import TENANT_SLUG, Signature, SigningKey
 from controlplane.documents.claims import DOC_TYPE_PATTERN, Claims
 from controlplane.documents.cose import encode_sign1, protected_header, sig_structure
-from controlplane.documents.models import ArchivedPublicKey, Document
+from controlplane.documents.models import Document
 from controlplane.documents.signer import OrgSigner
 from controlplane.documents.tokens import encode_token, verification_url
 from controlplane.errors import Conflict, InvalidInput, PermanentError
 from controlplane.metrics import DOCUMENT_SIGN_FAILURES_TOTAL, DOCUMENT_SIGN_SECONDS, DOCUMENTS_SIGNED_TOTAL
 from controlplane.storage import Database, as_utc, utcnow
+from controlplane.tenancy.registry import archive_public_keys
 
 MAX_BATCH = 1000
 MAX_TEXT = 300
@@ -177,7 +177,7 @@ def sign_and_register(
         ))
 
     with database.transaction() as session:
-        archive_public_keys(session, org, key)
+        _archive_signing_key(session, org, key)
         session.execute(insert(Document), rows)
         record_event(
             session, action=action, initiator=initiator, target=f"documents:{org}", org=org,
@@ -188,35 +188,18 @@ def sign_and_register(
     return issued
 
 
-def archive_public_keys(session: Session, org: str, key: SigningKey) -> None:
-    """Keep every listed public key version (idempotent, safe against a concurrent archiver).
+def _archive_signing_key(session: Session, org: str, key: SigningKey) -> None:
+    """Archive every listed public key version (tenancy's archive: insert-if-absent).
 
     A version already archived with other bytes means the key was deleted and made again under
     the same name: documents signed now could never verify, so nothing is issued.
     """
-    archived = {
-        row.version: bytes(row.public_key) for row in session.execute(
-            select(ArchivedPublicKey.version, ArchivedPublicKey.public_key)
-            .where(ArchivedPublicKey.key_name == key.name))
-    }
-    for version, public_key in key.public_keys.items():
-        if version in archived and archived[version] != public_key:
-            raise Conflict(
-                f"signing key {key.name} v{version} in Vault is not the one archived for it: the key "
-                "was recreated under the same name",
-                hint="give the organisation a new key name or restore its key; nothing was issued",
-            )
-    rows = [
-        {"key_name": key.name, "version": v, "org": org, "public_key": pk, "archived_at": utcnow()}
-        for v, pk in key.public_keys.items() if v not in archived
-    ]
-    if rows:
-        dialect = session.get_bind().dialect.name
-        make_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        session.execute(
-            make_insert(ArchivedPublicKey).values(rows).on_conflict_do_nothing(
-                index_elements=["key_name", "version"]
-            )
+    archived = archive_public_keys(session, org, key)
+    if archived.differing:
+        raise Conflict(
+            f"signing key {key.name} v{archived.differing[0]} in Vault is not the one archived for it: "
+            "the key was recreated under the same name",
+            hint="give the organisation a new key name or restore its key; nothing was issued",
         )
 
 

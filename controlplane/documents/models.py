@@ -1,4 +1,4 @@
-"""Tables owned by documents: the registry, archived public keys and anonymous verification counts."""
+"""Tables owned by documents: the registry and anonymous verification counts (public keys: tenancy's)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,13 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
-    LargeBinary,
     String,
     Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from controlplane.storage import Base, utcnow
+from controlplane.storage import Base
 
 _TS = DateTime(timezone=True)
 
@@ -47,18 +46,6 @@ class Document(Base):
     status_changed_at: Mapped[datetime | None] = mapped_column(_TS)
     superseded_by: Mapped[str | None] = mapped_column(String(32))
     import_ref: Mapped[str | None] = mapped_column(String(128))
-
-
-class ArchivedPublicKey(Base):
-    """The public half of one key version, kept from signing time so documents outlive the key."""
-
-    __tablename__ = "document_public_keys"
-
-    key_name: Mapped[str] = mapped_column(String(128), primary_key=True)
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    org: Mapped[str] = mapped_column(String(64))
-    public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
-    archived_at: Mapped[datetime] = mapped_column(_TS, default=utcnow)
 
 
 class VerificationCount(Base):

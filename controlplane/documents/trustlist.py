@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from controlplane.backends.keys import KeyBackend
 from controlplane.documents.errors import TrustListInvalid
-from controlplane.documents.models import ArchivedPublicKey, Document
+from controlplane.documents.models import Document
 from controlplane.storage import Database, as_utc, utcnow
-from controlplane.tenancy.models import Tenant
+from controlplane.tenancy.models import SigningPublicKey, Tenant
 
 # The underscore keeps it out of the tenant slug namespace, so no tenant can ever own this key.
 ROOT_KEY_NAME = "cp_trust_root"
@@ -76,7 +76,7 @@ def build_trust_list(
     now = (now or utcnow()).replace(microsecond=0)
     with database.engine.connect() as conn:
         key_rows = conn.execute(
-            select(ArchivedPublicKey).order_by(ArchivedPublicKey.key_name, ArchivedPublicKey.version)
+            select(SigningPublicKey).order_by(SigningPublicKey.key_name, SigningPublicKey.version)
         ).all()
         names = {r.slug: r.name_en for r in conn.execute(select(Tenant.slug, Tenant.name_en))}
         revoked_rows = conn.execute(
@@ -87,10 +87,11 @@ def build_trust_list(
         ).all()
     issuers: dict[str, dict[str, Any]] = {}
     for row in key_rows:
-        entry = issuers.setdefault(row.org, {"name": names.get(row.org, row.org), "keys": []})
+        org = row.tenant_slug
+        entry = issuers.setdefault(org, {"name": names.get(org, org), "keys": []})
         entry["keys"].append({
             "kid": f"{row.key_name}#{row.version}",
-            "public_key": _b64url(row.public_key),
+            "public_key": _b64url(base64.b64decode(row.public_key)),
             "archived_at": _iso(as_utc(row.archived_at)),
         })
     revoked = [

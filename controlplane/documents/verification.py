@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import threading
@@ -21,11 +22,11 @@ from controlplane.documents.claims import Claims
 from controlplane.documents.cose import Sign1, decode_sign1, verify_signature
 from controlplane.documents.errors import MalformedToken
 from controlplane.documents.issuance import mask_recipient
-from controlplane.documents.models import ArchivedPublicKey, Document
+from controlplane.documents.models import Document
 from controlplane.documents.tokens import decode_token
 from controlplane.metrics import DOCUMENT_VERIFICATIONS_TOTAL, DOCUMENT_VERIFY_SECONDS
 from controlplane.storage import Database, as_utc, utcnow
-from controlplane.tenancy.models import Tenant
+from controlplane.tenancy.models import SigningPublicKey, Tenant
 
 if TYPE_CHECKING:
     from controlplane.documents.trustlist import TrustList
@@ -110,14 +111,14 @@ class PublicKeyCache:
             self._loaded_at = self._clock()
             with self.database.engine.connect() as conn:
                 rows = conn.execute(select(
-                    ArchivedPublicKey.key_name, ArchivedPublicKey.version, ArchivedPublicKey.org,
-                    ArchivedPublicKey.public_key,
+                    SigningPublicKey.key_name, SigningPublicKey.version, SigningPublicKey.tenant_slug,
+                    SigningPublicKey.public_key,
                 )).all()
                 names = {r.slug: r.name_en for r in conn.execute(select(Tenant.slug, Tenant.name_en))}
             keys = {}
-            for key_name, version, org, raw in rows:
+            for key_name, version, org, encoded in rows:
                 previous = self._keys.get((key_name, version))
-                keys[(key_name, version)] = previous or (org, Ed25519PublicKey.from_public_bytes(raw))
+                keys[(key_name, version)] = previous or (org, _decode_key(encoded))
             # Swapped whole: readers never see a half-built dict.
             self._keys, self._names = keys, names
 
@@ -126,22 +127,27 @@ class PublicKeyCache:
             row = conn.execute(_ONE_KEY, {"key_name": key_name, "version": version}).first()
             if row is None:
                 return None
-            name = conn.execute(_TENANT_NAME, {"slug": row.org}).scalar()
-        found = (row.org, Ed25519PublicKey.from_public_bytes(row.public_key))
+            name = conn.execute(_TENANT_NAME, {"slug": row.tenant_slug}).scalar()
+        found = (row.tenant_slug, _decode_key(row.public_key))
         with self._lock:
             # Copy on write: readers keep iterating the dict they already hold.
             self._keys = {**self._keys, (key_name, version): found}
             if name is not None:
-                self._names = {**self._names, row.org: name}
+                self._names = {**self._names, row.tenant_slug: name}
         return found
 
     def _may_refresh(self) -> bool:
         return self._loaded_at is None or self._clock() - self._loaded_at >= self.refresh_interval
 
 
+def _decode_key(encoded: str) -> Ed25519PublicKey:
+    # The archive holds base64 text; decoded once per key version, never per verification.
+    return Ed25519PublicKey.from_public_bytes(base64.b64decode(encoded))
+
+
 _READERS: WeakKeyDictionary[Engine, Engine] = WeakKeyDictionary()
-_ONE_KEY = select(ArchivedPublicKey.org, ArchivedPublicKey.public_key).where(
-    ArchivedPublicKey.key_name == bindparam("key_name"), ArchivedPublicKey.version == bindparam("version")
+_ONE_KEY = select(SigningPublicKey.tenant_slug, SigningPublicKey.public_key).where(
+    SigningPublicKey.key_name == bindparam("key_name"), SigningPublicKey.version == bindparam("version")
 )
 _TENANT_NAME = select(Tenant.name_en).where(Tenant.slug == bindparam("slug"))
 _REGISTRY_ROW = (

@@ -88,7 +88,7 @@ def archive(db: Database, backends: Backends, slug: str, *, initiator: str) -> N
         key = backends.keys.get_signing_key(signing_key_name(slug))
         versions = len(key.public_keys)
         with db.transaction() as s:
-            added = registry.archive_public_keys(s, slug, key.name, key.public_keys)
+            added = len(registry.archive_public_keys(s, slug, key).added)
     except BackendNotFound:
         pass
     _domain_id, projects = _projects(backends.cloud, slug)

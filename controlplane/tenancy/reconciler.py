@@ -225,7 +225,7 @@ class _TenantPass:
     def _keep_records(self, ctx: ApplyContext) -> None:
         key = ctx.signing_key or self.backends.keys.get_signing_key(signing_key_name(self.slug))
         with self.db.transaction() as s:
-            registry.archive_public_keys(s, self.slug, key.name, key.public_keys)
+            registry.archive_public_keys(s, self.slug, key)
             _remember_ids(s, self.slug, ctx)
 
     def _baseline(self, spec: TenantSpec) -> None:

@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from controlplane.audit import record_event
+from controlplane.backends.keys import SigningKey
 from controlplane.errors import Conflict, NotFound
+from controlplane.storage import utcnow
 from controlplane.tenancy.models import SigningPublicKey, Tenant, TenantEvent, TenantResource
 from controlplane.tenancy.phases import Phase
 from controlplane.tenancy.spec import TenantSpec, spec_from_document
@@ -132,24 +135,44 @@ def resources_of(session: Session, slug: str) -> dict[str, str]:
     }
 
 
-def archive_public_keys(session: Session, slug: str, key_name: str, public_keys: dict[int, bytes]) -> int:
-    """Keep every version's public key: Vault stops listing retired versions, verifiers must not."""
-    known = set(
-        session.scalars(select(SigningPublicKey.version).where(SigningPublicKey.key_name == key_name))
-    )
-    added = 0
-    for version, raw in sorted(public_keys.items()):
-        if version not in known:
-            session.add(
-                SigningPublicKey(
-                    tenant_slug=slug,
-                    key_name=key_name,
-                    version=version,
-                    public_key=base64.b64encode(raw).decode(),
-                )
+@dataclass(frozen=True)
+class ArchivedVersions:
+    """What archiving a signing key did: versions newly kept, and versions already kept with other
+    bytes (the key was deleted and made again under the same name; the archive keeps the old ones)."""
+
+    added: tuple[int, ...]
+    differing: tuple[int, ...]
+
+
+def archive_public_keys(session: Session, org: str, key: SigningKey) -> ArchivedVersions:
+    """Keep every listed version's public key: Vault stops listing retired versions (or the whole
+    key), verifiers must not. Insert-if-absent, so the tenant apply, decommission and document
+    signing (in any number of processes) may archive the same version at the same time."""
+    archived: dict[int, str] = {
+        row.version: row.public_key
+        for row in session.execute(
+            select(SigningPublicKey.version, SigningPublicKey.public_key).where(
+                SigningPublicKey.key_name == key.name
             )
-            added += 1
-    return added
+        )
+    }
+    encoded = {v: base64.b64encode(raw).decode() for v, raw in sorted(key.public_keys.items())}
+    differing = tuple(v for v, text in encoded.items() if v in archived and archived[v] != text)
+    rows = [
+        {"tenant_slug": org, "key_name": key.name, "version": v, "algorithm": key.key_type,
+         "public_key": text, "archived_at": utcnow()}
+        for v, text in encoded.items() if v not in archived
+    ]
+    if not rows:
+        return ArchivedVersions((), differing)
+    make_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    added = session.scalars(
+        make_insert(SigningPublicKey)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["key_name", "version"])
+        .returning(SigningPublicKey.version)
+    ).all()
+    return ArchivedVersions(tuple(sorted(added)), differing)
 
 
 def archived_public_keys(session: Session, slug: str) -> dict[int, str]:

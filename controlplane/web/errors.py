@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask import Flask, Response, current_app, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -26,6 +26,7 @@ def _render(status: int, title: str, message: str, hint: str | None = None) -> t
         if hint:
             body["hint"] = hint
         return jsonify(body), status
+    g.error_page = True
     html = render_template("error.html", status=status, title=title, message=message, hint=hint)
     return Response(html, mimetype="text/html"), status
 

@@ -68,5 +68,7 @@ def init_app(app: Flask) -> None:
 
 def language_url(code: str) -> str:
     """This page in another language: the query string is kept, so filters survive a switch."""
+    if g.get("error_page"):  # an error page echoes nothing of the request it refused
+        return "?" + urlencode([("lang", code)])
     args = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
     return "?" + urlencode([*args, ("lang", code)])

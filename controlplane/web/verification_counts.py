@@ -43,6 +43,7 @@ class VerificationCounter:
         self._flush_lock = threading.Lock()  # the timer, a burst and exit never write the same sums twice
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._closed = False
 
     def add(self, issuer: str, verdict: str) -> None:
         key = (hour_of(self._clock()), issuer[:MAX_ISSUER], verdict)
@@ -79,13 +80,26 @@ class VerificationCounter:
                 return 0
             return sum(batch.values())
 
+    def close(self) -> None:
+        """Stop the thread and write what is pending: an app that is shut down (or a test's app,
+        before its database goes) leaves no sums for a later flush to try against nothing."""
+        with self._lock:
+            self._closed, thread = True, self._thread
+        if thread is not None:
+            self._wake.set()
+            thread.join(timeout=5)
+            atexit.unregister(self.flush)
+        self.flush()
+
     def _start(self) -> None:
+        if self._closed:
+            return
         self._thread = threading.Thread(target=self._run, name="verification-counts", daemon=True)
         self._thread.start()
         atexit.register(self.flush)
 
     def _run(self) -> None:
-        while True:
+        while not self._closed:
             self._wake.wait(self.flush_seconds)
             self._wake.clear()
             try:

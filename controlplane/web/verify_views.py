@@ -262,4 +262,5 @@ def init_app(app: Flask) -> None:
                                     flush_seconds=settings.verify_counts_flush_seconds),
         keys=PublicKeyCache(app.extensions["controlplane.db"]),
     )
+    app.extensions["controlplane.closers"].append(app.extensions[STATE].counter.close)
     app.register_error_handler(RateLimited, _rate_limited)

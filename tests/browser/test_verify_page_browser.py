@@ -14,8 +14,7 @@ from playwright.sync_api import Page, ViewportSize
 from controlplane.backends import Backends
 from tests.fixtures.browser import LiveServer
 
-pytestmark = [pytest.mark.browser, pytest.mark.integration,
-              pytest.mark.usefixtures("flush_verification_counts")]
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 PHONE: ViewportSize = {"width": 390, "height": 844}
 Shoot = Callable[[Page, str], object]

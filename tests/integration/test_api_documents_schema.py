@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 from controlplane.backends import Backends
 from controlplane.settings import Settings
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("flush_verification_counts")]
+pytestmark = [pytest.mark.integration]
 
 DOCUMENT = "/api/v1/openapi.json"
 GENERATION = hypothesis_settings(

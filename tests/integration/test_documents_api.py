@@ -16,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, inspect, select
 
-from controlplane.app import create_app
+from controlplane.app import close_app, create_app
 from controlplane.audit.models import AuditEvent
 from controlplane.backends import Backends
 from controlplane.documents.models import Document, VerificationCount
@@ -25,7 +25,7 @@ from controlplane.storage import Database
 from controlplane.web.verify_views import STATE, VerificationState
 from tests.fixtures.app import csrf_token_from
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("flush_verification_counts")]
+pytestmark = [pytest.mark.integration]
 
 RECIPIENT = "Ahmed Karim Salih"
 
@@ -251,7 +251,7 @@ def tuned_app(settings: Settings, database: Database, backends: Backends,
     app = create_app(settings.replace(**request.param), backends=backends)
     app.config.update(TESTING=True)
     yield app
-    app.extensions["controlplane.db"].dispose()
+    close_app(app)
 
 
 @pytest.mark.parametrize("tuned_app", [{"verify_rate_per_minute": 6, "verify_rate_burst": 3}],

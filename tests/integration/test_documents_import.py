@@ -19,8 +19,8 @@ from controlplane.documents.signer import OrgSigner
 from controlplane.documents.verification import PublicKeyCache, Verdict, verify_token
 from controlplane.errors import InvalidInput
 from controlplane.storage import Database
+from tests.fixtures.documents import prepare_signing_org
 from tests.fixtures.vault import VaultJanitor
-from tests.integration.test_documents_core import make_org_in_vault
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ class Interrupted(Exception):
 
 @pytest.fixture
 def org(vault_keys: KeyBackend, make_vault_janitor: Callable[[KeyBackend], VaultJanitor]) -> str:
-    return make_org_in_vault(vault_keys, make_vault_janitor(vault_keys))
+    return prepare_signing_org(vault_keys, make_vault_janitor(vault_keys))
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from controlplane.settings import Settings
 from tests.fixtures.app import run_controlplane, settings_env
 from tests.fixtures.browser import LiveServer
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("flush_verification_counts")]
+pytestmark = [pytest.mark.integration]
 
 
 def offline_verify(subject: str | Path, trust_list: Path, root_key: Path,

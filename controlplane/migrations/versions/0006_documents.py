@@ -1,4 +1,4 @@
-"""documents: the registry, archived public keys and verification counts
+"""documents: the registry and verification counts (public keys live in signing_public_keys, 0002)
 
 Revision ID: 0006
 Revises: 0005
@@ -42,16 +42,6 @@ def upgrade() -> None:
         batch_op.create_index("ix_documents_org_issued_at", ["org", "issued_at"], unique=False)
 
     op.create_table(
-        "document_public_keys",
-        sa.Column("key_name", sa.String(length=128), nullable=False),
-        sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("org", sa.String(length=64), nullable=False),
-        sa.Column("public_key", sa.LargeBinary(length=32), nullable=False),
-        sa.Column("archived_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("key_name", "version", name=op.f("pk_document_public_keys")),
-    )
-
-    op.create_table(
         "document_verification_counts",
         sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
         sa.Column("issuer", sa.String(length=64), nullable=False),
@@ -63,7 +53,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("document_verification_counts")
-    op.drop_table("document_public_keys")
     with op.batch_alter_table("documents", schema=None) as batch_op:
         batch_op.drop_index("ix_documents_org_issued_at")
     op.drop_table("documents")
