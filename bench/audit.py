@@ -5,8 +5,8 @@
     BENCH_DATABASE_URL=sqlite .venv/bin/python bench/audit.py          # a temp SQLite file instead
     .venv/bin/python bench/audit.py --without-queue-index              # the sequencer without its index
 
-On PostgreSQL (BENCH_DATABASE_URL, default the local server) it works in a new database
-(bench_audit_<hex>) dropped at the end; it starts its own OpenBao dev server (bench/baoserver.py).
+On PostgreSQL (BENCH_DATABASE_URL, default the local server) it works in a new database (bench_<hex>,
+from bench/console.py) dropped at the end; it starts its own OpenBao dev server (bench/baoserver.py).
 Side by side in one run:
 - append: events through `record_event` (the use-case path: one INSERT per event, flushed in the
   caller's transaction) one per transaction vs many per transaction, and `record_events` (one
@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import secrets
 import shutil
 import statistics
 import sys
@@ -39,10 +38,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from sqlalchemy import create_engine, insert, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import insert, text  # noqa: E402
 
 from bench.baoserver import KV_MOUNT, TRANSIT_MOUNT, BaoDevServer  # noqa: E402
+from bench.console import bench_database, pct  # noqa: E402
 from controlplane.audit import merkle, record_event  # noqa: E402
 from controlplane.audit.bundle import export_bundle  # noqa: E402
 from controlplane.audit.check import check_log  # noqa: E402
@@ -58,32 +57,6 @@ from controlplane.storage import Database, utcnow  # noqa: E402
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 ACTIONS = ("account:login", "request:approve", "document:issue", "api_token:use", "tenant:quota:update")
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-@contextmanager
-def bench_database(server_url: str, workdir: Path) -> Iterator[str]:
-    if server_url == "sqlite":
-        yield f"sqlite:///{workdir / 'audit.db'}"
-        return
-    url = make_url(server_url.replace("postgresql://", "postgresql+psycopg://", 1))
-    name = f"bench_audit_{secrets.token_hex(4)}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
 
 
 @contextmanager
@@ -209,9 +182,10 @@ def main() -> None:
     append_count = min(20_000, max(2_000, total // 10))
     rng = random.Random(4)
     workdir = Path(tempfile.mkdtemp(prefix="bench-audit-"))
+    server = os.environ.get("BENCH_DATABASE_URL", DEFAULT_PG)
     try:
         with (
-            bench_database(os.environ.get("BENCH_DATABASE_URL", DEFAULT_PG), workdir) as url,
+            bench_database(None if server == "sqlite" else server, workdir) as url,
             openbao(workdir) as keys,
         ):
             db = Database(url)

@@ -11,7 +11,6 @@ Members:
 
 from __future__ import annotations
 
-import base64
 import io
 import itertools
 import json
@@ -25,7 +24,15 @@ from typing import Any
 from sqlalchemy import select
 
 from controlplane.audit.cadf import canonical_json, record_of_row
-from controlplane.audit.checkpoints import AUDIT_KEY, ORIGIN, WITNESS_KEY, archived_keys, format_note_time
+from controlplane.audit.checkpoints import (
+    AUDIT_KEY,
+    ORIGIN,
+    WITNESS_KEY,
+    archived_keys,
+    b64,
+    format_note_time,
+    witness_json,
+)
 from controlplane.audit.models import AuditCheckpoint, AuditEvent
 from controlplane.audit.proofs import latest_checkpoint, prove_consistency
 from controlplane.audit.sequencer import EVENT_COLUMNS
@@ -33,10 +40,6 @@ from controlplane.storage import Database, utcnow
 
 FORMAT = "controlplane-audit-bundle/1"
 MEMBERS = ("manifest.json", "events.jsonl", "checkpoints.json", "keys.json", "proofs.json")
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -47,14 +50,6 @@ class Exported:
 
 
 def checkpoint_json(cp: AuditCheckpoint) -> dict[str, Any]:
-    witness = None
-    if cp.witness_signature is not None and cp.witness_signed_at is not None:
-        witness = {
-            "key_name": cp.witness_key_name,
-            "key_version": cp.witness_key_version,
-            "time": format_note_time(cp.witness_signed_at),
-            "signature": b64(cp.witness_signature),
-        }
     return {
         "tree_size": cp.tree_size,
         "root_hash": b64(cp.root_hash),
@@ -62,7 +57,7 @@ def checkpoint_json(cp: AuditCheckpoint) -> dict[str, Any]:
         "key_name": cp.key_name,
         "key_version": cp.key_version,
         "signature": b64(cp.signature),
-        "witness": witness,
+        "witness": witness_json(cp),
     }
 
 

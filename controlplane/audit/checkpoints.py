@@ -18,6 +18,7 @@ import base64
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -55,6 +56,22 @@ def cosignature_note(note: bytes, witnessed_at: datetime) -> bytes:
 
 def note_of(cp: AuditCheckpoint) -> bytes:
     return checkpoint_note(cp.tree_size, cp.root_hash, cp.signed_at)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def witness_json(cp: AuditCheckpoint) -> dict[str, Any] | None:
+    """The witness co-signature of `cp` as the bundle and the API show it; None until co-signed."""
+    if cp.witness_signature is None or cp.witness_signed_at is None:
+        return None
+    return {
+        "key_name": cp.witness_key_name,
+        "key_version": cp.witness_key_version,
+        "time": format_note_time(cp.witness_signed_at),
+        "signature": b64(cp.witness_signature),
+    }
 
 
 def verify_ed25519(public_key: bytes, signature: bytes, message: bytes) -> bool:

@@ -3,13 +3,12 @@ auditors' and operators' systems with a token carrying `audit:read`. Hashes only
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
 from controlplane.audit import proofs
-from controlplane.audit.checkpoints import ORIGIN, format_note_time, note_of
+from controlplane.audit.checkpoints import ORIGIN, b64, format_note_time, note_of, witness_json
 from controlplane.audit.models import AuditCheckpoint
 from controlplane.errors import InvalidInput
 from controlplane.web import context
@@ -21,10 +20,6 @@ SCOPE = "audit:read"
 MAX_SIZE = 2**62
 
 
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
 def _int_arg(name: str, *, minimum: int) -> int:
     raw = request.args.get(name, "")
     if not raw.isascii() or not raw.isdigit() or not minimum <= int(raw) <= MAX_SIZE:
@@ -33,14 +28,6 @@ def _int_arg(name: str, *, minimum: int) -> int:
 
 
 def checkpoint_body(cp: AuditCheckpoint) -> dict[str, Any]:
-    witness = None
-    if cp.witness_signature is not None and cp.witness_signed_at is not None:
-        witness = {
-            "key_name": cp.witness_key_name,
-            "key_version": cp.witness_key_version,
-            "time": format_note_time(cp.witness_signed_at),
-            "signature": b64(cp.witness_signature),
-        }
     return {
         "origin": ORIGIN,
         "tree_size": cp.tree_size,
@@ -48,7 +35,7 @@ def checkpoint_body(cp: AuditCheckpoint) -> dict[str, Any]:
         "time": format_note_time(cp.signed_at),
         "note": note_of(cp).decode("ascii"),
         "signature": {"key_name": cp.key_name, "key_version": cp.key_version, "value": b64(cp.signature)},
-        "witness": witness,
+        "witness": witness_json(cp),
     }
 
 

@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 
 from flask import request
 
-from controlplane.errors import InvalidInput
+from controlplane.errors import ControlPlaneError, InvalidInput
 from controlplane.requests.rules import MAX_TEXT
 
 MAX_BODY = 16 * 1024  # a full new-environment request is well under 1 KiB
@@ -20,15 +20,19 @@ def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-def read_body(*, allowed: frozenset[str], required: bool) -> dict[str, Any]:
-    """The JSON object of the request body, checked before anything else happens: size, syntax,
-    type, known fields. An optional body may be empty."""
+def read_json(*, required: bool, limit: int = MAX_BODY,
+              too_large: type[ControlPlaneError] = InvalidInput) -> Any:
+    """The parsed body (any JSON value; {} when optional and empty), checked for size, content type
+    and syntax before anything else happens. `too_large` is what an oversized body raises: the
+    documents API answers 413, the older endpoints document 400."""
+    if limit > (request.max_content_length or 0):
+        request.max_content_length = limit  # a batch may exceed the app's MAX_CONTENT_LENGTH
     length = request.content_length
-    if length is not None and length > MAX_BODY:
-        raise InvalidInput(f"the request body is {length} bytes; at most {MAX_BODY} are accepted")
-    raw = request.stream.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise InvalidInput(f"the request body is larger than {MAX_BODY} bytes")
+    if length is not None and length > limit:
+        raise too_large(f"the request body is {length} bytes; at most {limit} are accepted")
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise too_large(f"the request body is larger than {limit} bytes")
     if not raw.strip():
         if required:
             raise InvalidInput("send a JSON object (Content-Type: application/json)")
@@ -36,15 +40,27 @@ def read_body(*, allowed: frozenset[str], required: bool) -> dict[str, Any]:
     if request.mimetype != "application/json":
         raise InvalidInput(f"expected Content-Type application/json, got {request.mimetype or 'none'!r}")
     try:
-        body = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InvalidInput(f"the body is not valid JSON: {str(exc)[:120]}") from None
-    if not isinstance(body, dict):
-        raise InvalidInput(f"expected a JSON object, got {type(body).__name__}")
-    unknown = sorted(str(k)[:40] for k in body if k not in allowed)
+
+
+def json_object(value: object, allowed: frozenset[str], *, where: str = "") -> dict[str, Any]:
+    """`value` as a JSON object with only `allowed` keys; `where` ("body") prefixes the error."""
+    prefix = f"{where}: " if where else ""
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{prefix}expected a JSON object, got {type(value).__name__}")
+    unknown = sorted(str(k)[:40] for k in value if k not in allowed)
     if unknown:
-        raise InvalidInput(f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
-    return body
+        raise InvalidInput(f"{prefix}unknown field(s): {', '.join(unknown)}; "
+                           f"allowed: {', '.join(sorted(allowed))}")
+    return value
+
+
+def read_body(*, allowed: frozenset[str], required: bool) -> dict[str, Any]:
+    """The JSON object of the request body, checked before anything else happens: size, syntax,
+    type, known fields. An optional body may be empty."""
+    return json_object(read_json(required=required), allowed)
 
 
 def text_field(body: dict[str, Any], name: str, *, limit: int = MAX_TEXT) -> str:

@@ -3,10 +3,9 @@ own signed documents with a scoped token; /api/v1/verify/<token> is the public v
 
 from __future__ import annotations
 
-import json
 import re
 import threading
-from typing import Any, NoReturn, cast
+from typing import Any, cast
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
@@ -27,13 +26,13 @@ from controlplane.errors import InvalidInput, NotAuthenticated, NotFound
 from controlplane.storage import as_utc
 from controlplane.web import context
 from controlplane.web.api_auth import current_api_actor, require_scope
+from controlplane.web.api_body import json_object, read_json
 from controlplane.web.verify_views import TooLarge, forget_trust_list, verify_for_client
 
 bp = Blueprint("api_documents", __name__, url_prefix="/api/v1")
 
 # A full batch of MAX_BATCH items, every text field at its limit in \\u-escaped Arabic, is ~4 MiB.
 MAX_BODY = 5 * 1024 * 1024
-MAX_SMALL_BODY = 16 * 1024  # revoke / supersede
 SERIAL = re.compile(r"^[0-9a-f]{32}$")
 SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 TOKEN_TEXT = re.compile(rf"[A-Za-z2-7]{{1,{MAX_TOKEN_CHARS}}}")
@@ -55,45 +54,10 @@ def _signer() -> OrgSigner:
     return cast(OrgSigner, ext[_SIGNER])
 
 
-def _refuse_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-def read_json(limit: int, *, required: bool = True) -> Any:
-    """The parsed body, checked for size, content type and syntax before anything else happens."""
-    request.max_content_length = limit
-    length = request.content_length
-    if length is not None and length > limit:
-        raise TooLarge(f"the request body is {length} bytes; at most {limit} are accepted")
-    raw = request.stream.read(limit + 1)
-    if len(raw) > limit:
-        raise TooLarge(f"the request body is larger than {limit} bytes")
-    if not raw.strip():
-        if required:
-            raise InvalidInput("send a JSON object (Content-Type: application/json)")
-        return {}
-    if request.mimetype != "application/json":
-        raise InvalidInput(f"expected Content-Type application/json, got {request.mimetype or 'none'!r}")
-    try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise InvalidInput(f"the body is not valid JSON: {str(exc)[:120]}") from None
-
-
-def _object(value: object, where: str, allowed: frozenset[str]) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise InvalidInput(f"{where}: expected a JSON object, got {type(value).__name__}")
-    unknown = sorted(str(k)[:40] for k in value if k not in allowed)
-    if unknown:
-        raise InvalidInput(f"{where}: unknown field(s) {', '.join(unknown)}; "
-                           f"allowed: {', '.join(sorted(allowed))}")
-    return value
-
-
 def _item(value: object, where: str) -> NewDocument:
     """One document: identifiers exactly as documented (NewDocument.parse would also fold spaces in
     them), then the shared validation."""
-    item = _object(value, where, ITEM_FIELDS)
+    item = json_object(value, ITEM_FIELDS, where=where)
     for name, pattern in (("doc_type", DOC_TYPE_PATTERN), ("sha256", SHA256_HEX)):
         if isinstance(item.get(name), str) and not pattern.fullmatch(item[name]):
             raise InvalidInput(f"{name}: {item[name][:70]!r} is not in the documented form")
@@ -106,7 +70,7 @@ def parse_items(body: object) -> tuple[list[NewDocument], bool]:
     """(documents, is_batch): one document object, or {"documents": [1..MAX_BATCH objects]}. Every item
     is checked before anything is signed; the first problem is named with its index."""
     if isinstance(body, dict) and "documents" in body:
-        _object(body, "body", frozenset({"documents"}))
+        json_object(body, frozenset({"documents"}), where="body")
         raw = body["documents"]
         if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_BATCH:
             size = len(raw) if isinstance(raw, list) else type(raw).__name__
@@ -169,6 +133,11 @@ def own_document(serial: str) -> Document:
     raise NotFound(f"no document {serial[:40]!r} visible to this token")
 
 
+def _read_object(allowed: frozenset[str]) -> dict[str, Any]:
+    """The small JSON object a revoke or supersede takes (api_body's 16 KiB limit)."""
+    return json_object(read_json(required=True, too_large=TooLarge), allowed, where="body")
+
+
 def _reason(body: dict[str, Any]) -> str:
     reason = body.get("reason")
     if not isinstance(reason, str) or not reason.strip():
@@ -194,7 +163,7 @@ def create_documents() -> tuple[Response, int]:
     flag = request.args.get("qr_svg")
     if flag not in (None, "true", "false"):
         raise InvalidInput("qr_svg: expected true or false")
-    items, is_batch = parse_items(read_json(MAX_BODY))
+    items, is_batch = parse_items(read_json(required=True, limit=MAX_BODY, too_large=TooLarge))
     issued = issue_documents(context.database(), _signer(), actor.org, items,
                              initiator=actor.audit_name, base_url=context.settings().verify_base_url)
     with_svg = flag == "true" or (not is_batch and flag is None)
@@ -229,7 +198,7 @@ def document_qr_svg(serial: str) -> Response:
 def revoke(serial: str) -> Response:
     actor = current_api_actor()
     own_document(serial)
-    body = _object(read_json(MAX_SMALL_BODY), "body", frozenset({"reason"}))
+    body = _read_object(frozenset({"reason"}))
     doc = revoke_document(context.database(), actor.org, serial, reason=_reason(body),
                           initiator=actor.audit_name)
     forget_trust_list()
@@ -241,7 +210,7 @@ def revoke(serial: str) -> Response:
 def supersede(serial: str) -> Response:
     actor = current_api_actor()
     own_document(serial)
-    body = _object(read_json(MAX_SMALL_BODY), "body", frozenset({"reason", "replacement_serial"}))
+    body = _read_object(frozenset({"reason", "replacement_serial"}))
     replacement = body.get("replacement_serial")
     if not isinstance(replacement, str) or not SERIAL.fullmatch(replacement):
         raise InvalidInput("replacement_serial: expected the 32 hex digits of your replacement document")

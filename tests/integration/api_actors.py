@@ -1,16 +1,20 @@
-"""Who calls the JSON API in tests: people (an operator enrolled in MFA), organisation tokens and
-operator tokens, made through the same use-cases the console uses."""
+"""Who calls the JSON API and the console in tests: people (an operator enrolled in MFA) and their
+signed-in sessions, organisation tokens and operator tokens, made through the same use-cases the
+console uses."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from flask.testing import FlaskClient
+
 from controlplane.accounts import mfa
 from controlplane.accounts.models import Role
-from controlplane.accounts.service import Actor, create_user
+from controlplane.accounts.service import Actor, create_user, start_session
 from controlplane.accounts.tokens import create_operator_token, create_token
 from controlplane.storage import Database, utcnow
+from controlplane.web.auth import SESSION_KEY
 
 PASSWORD = "a-long-test-password-1"
 # Any staff member may create organisation tokens; the use-case needs no row for that.
@@ -26,6 +30,15 @@ def make_user(database: Database, username: str, role: Role, org: str = "", *,
             mfa.begin_enrolment(s, user.id, mfa.SecretBox("test secret key"))
             mfa.confirm_enrolment(user)
         return Actor(user.id, username, role, org)
+
+
+def sign_in_client(client: FlaskClient, database: Database, actor: Actor) -> FlaskClient:
+    """`client` carrying the session a completed console login leaves for `actor`."""
+    with database.transaction() as s:
+        session_id = start_session(s, actor)
+    with client.session_transaction() as session:
+        session[SESSION_KEY] = session_id
+    return client
 
 
 def org_token(database: Database, org: str, scopes: Iterable[str], *,

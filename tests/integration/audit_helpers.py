@@ -1,10 +1,15 @@
 """Shared by the audit log tests: real audit keys in OpenBao (removed after each test) and a log
-of events sequenced into signed checkpoints."""
+of events sequenced into signed checkpoints.
+
+A test module takes the `audit_keys` fixture by importing it:
+`from tests.integration.audit_helpers import audit_keys_fixture  # noqa: F401 (the audit_keys fixture)`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from controlplane.audit import record_event
 from controlplane.audit.checkpoints import AUDIT_KEY, PINNED_KEY_FILE, WITNESS_KEY
@@ -15,11 +20,12 @@ from controlplane.storage import Database
 from tests.fixtures.vault import VaultJanitor
 
 
-def audit_keys_cleaned(
+@pytest.fixture(name="audit_keys")
+def audit_keys_fixture(
     vault_keys: KeyBackend, make_vault_janitor: Callable[[KeyBackend], VaultJanitor]
 ) -> KeyBackend:
-    """Body of each test module's `audit_keys` fixture: the control plane's Vault adapter, with the
-    audit and witness keys it makes destroyed after the test."""
+    """The control plane's Vault adapter, with the audit and witness keys it makes destroyed after
+    the test."""
     janitor = make_vault_janitor(vault_keys)
     janitor.key(AUDIT_KEY)
     janitor.key(WITNESS_KEY)

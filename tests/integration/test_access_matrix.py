@@ -11,11 +11,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from controlplane.accounts.models import Role
-from controlplane.accounts.service import Actor, create_user, start_session
 from controlplane.storage import Database
 from controlplane.tenancy.service import register_specs
 from controlplane.tenancy.spec import TenantSpec
-from controlplane.web.auth import SESSION_KEY
+from tests.integration.api_actors import make_user, sign_in_client
 
 pytestmark = pytest.mark.integration
 
@@ -138,18 +137,7 @@ def clients(app: Flask, database: Database, write_spec: Callable[..., TenantSpec
         client = app.test_client()
         if spec is not None:
             role, org = spec
-            with database.transaction() as s:
-                user = create_user(
-                    s,
-                    username=who.replace("_", "-"),
-                    password="a-long-test-password-1",
-                    role=role,
-                    org=org,
-                    initiator="test",
-                )
-                token = start_session(s, Actor(user.id, user.username, role, org))
-            with client.session_transaction() as session:
-                session[SESSION_KEY] = token
+            sign_in_client(client, database, make_user(database, who.replace("_", "-"), role, org))
         out[who] = client
     return out
 

@@ -16,9 +16,7 @@ from typing import Any
 import pytest
 import schemathesis
 from flask import Flask
-from hypothesis import HealthCheck, given, settings
-from hypothesis.errors import Unsatisfiable
-from schemathesis import Case, GenerationMode
+from schemathesis import Case
 from schemathesis.schemas import APIOperation
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 from sqlalchemy import select
@@ -33,20 +31,12 @@ from controlplane.tenancy import registry
 from controlplane.tenancy.service import register_specs
 from controlplane.tenancy.spec import TenantSpec
 from tests.integration.api_actors import make_user, operator_token
+from tests.integration.schema_checks import DOCUMENT, bounded, call_with_token, failures_of, run_modes
 
 pytestmark = pytest.mark.integration
 
 OPERATOR = Actor(1, "op", Role.OPERATOR, "")
-DOCUMENT = "/api/v1/openapi.json"
-# Bounded and reproducible: derandomize derives Hypothesis' seed from the test, no example database.
-GENERATION = settings(
-    max_examples=30,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    print_blob=False,
-    suppress_health_check=list(HealthCheck),
-)
+GENERATION = bounded(max_examples=30)
 
 
 @pytest.fixture
@@ -102,38 +92,6 @@ def _is_public(operation: APIOperation) -> bool:
     return operation.definition.raw.get("security") == []
 
 
-def _aimed(case: Case, known: dict[str, Any]) -> Case | None:
-    """The same input aimed at objects that exist (the token's own), or None if nothing to aim."""
-    params = dict(case.path_parameters or {})
-    hits = {name: value for name, value in known.items() if name in params}
-    if not hits:
-        return None
-    return case.operation.Case(
-        method=case.method, path_parameters={**params, **hits}, headers=case.headers,
-        cookies=case.cookies, query=case.query, body=case.body, media_type=case.media_type,
-    )
-
-
-def _run(operation: APIOperation, check: Callable[[Case], None], failures: list[str]) -> None:
-    """Positive then negative generated cases for one operation; a failure is kept, not raised at once."""
-    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-
-        @GENERATION
-        @given(case=operation.as_strategy(mode))
-        def run(case: Case) -> None:
-            check(case)
-
-        try:
-            run()
-        except Unsatisfiable:
-            # Nothing to break: an operation with no parameters and no body has no negative input
-            # (GET /trust-list.json); a positive run that cannot generate anything is still a failure.
-            if mode is GenerationMode.POSITIVE:
-                failures.append(f"{operation.label}: no positive case could be generated")
-        except (Exception, BaseExceptionGroup) as exc:  # collect every failure, then report them all
-            failures.append(f"{operation.label} ({mode.value} data):\n{exc}")
-
-
 def test_every_operation_conforms_with_a_token(
     api_schema: OpenApiSchema, api_token: str, seeded: dict[str, Any], backends: Backends, database: Database
 ) -> None:
@@ -144,21 +102,9 @@ def test_every_operation_conforms_with_a_token(
 
     def check(case: Case) -> None:
         _spare_own_token(case, own_id, seeded)
-        # The token goes into the case, so schemathesis re-validates its headers (a case generated
-        # without Authorization is no longer "invalid data" once it carries one), and to the call,
-        # so it counts as the caller's real credentials: the auth check then also replays the
-        # request without them and with a wrong one, and expects a refusal.
-        case.headers = {**(case.headers or {}), **auth}
-        case.call_and_validate(headers=auth)
-        # Random path values mostly hit "not found"; the same input aimed at the organisation's own
-        # tenant and request reaches the success bodies too.
-        aimed = _aimed(case, seeded)
-        if aimed is not None:
-            aimed.call_and_validate(headers=auth)
+        call_with_token(case, auth, seeded)
 
-    failures: list[str] = []
-    for operation in _operations(api_schema):
-        _run(operation, check, failures)
+    failures = failures_of(_operations(api_schema), check, GENERATION)
     assert not failures, "\n\n".join(failures)
 
 
@@ -177,5 +123,5 @@ def test_every_operation_answers_a_documented_401_without_a_token(api_schema: Op
             continue
         if "401" not in operation.definition.raw.get("responses", {}):
             failures.append(f"{operation.label} does not document its 401")
-        _run(operation, check, failures)
+        run_modes(operation, check, failures, GENERATION)
     assert not failures, "\n\n".join(failures)

@@ -23,18 +23,15 @@ from controlplane.backends.keys import KeyBackend
 from controlplane.settings import Settings
 from controlplane.storage import Database
 from tests.fixtures.app import run_controlplane, settings_env
-from tests.fixtures.vault import DevVault, VaultJanitor
+from tests.fixtures.vault import DevVault
 from tests.integration.api_actors import bearer, make_user, operator_token, org_token
-from tests.integration.audit_helpers import audit_keys_cleaned, build_log, pinned
+from tests.integration.audit_helpers import (
+    audit_keys_fixture,  # noqa: F401 (the audit_keys fixture)
+    build_log,
+    pinned,
+)
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def audit_keys(
-    vault_keys: KeyBackend, make_vault_janitor: Callable[[KeyBackend], VaultJanitor]
-) -> KeyBackend:
-    return audit_keys_cleaned(vault_keys, make_vault_janitor)
 
 
 def read_bundle(path: Path) -> dict[str, bytes]:

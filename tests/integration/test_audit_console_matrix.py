@@ -10,11 +10,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from controlplane.accounts.models import Role
-from controlplane.accounts.service import Actor, create_user, start_session
 from controlplane.audit import AuditAction, record_event
 from controlplane.audit.models import AuditEvent
 from controlplane.storage import Database
-from controlplane.web.auth import SESSION_KEY
+from tests.integration.api_actors import make_user, sign_in_client
 
 pytestmark = pytest.mark.integration
 
@@ -58,12 +57,7 @@ def clients(app: Flask, database: Database) -> dict[str, FlaskClient]:
         client = app.test_client()
         if spec is not None:
             role, org = spec
-            with database.transaction() as s:
-                user = create_user(s, username=f"m-{who.replace('_', '-')}", role=role, org=org,
-                                   password="a-long-test-password-1", initiator="test")
-                token = start_session(s, Actor(user.id, user.username, role, org))
-            with client.session_transaction() as session:
-                session[SESSION_KEY] = token
+            sign_in_client(client, database, make_user(database, f"m-{who.replace('_', '-')}", role, org))
         out[who] = client
     return out
 

@@ -5,7 +5,6 @@ two sequencers at once, and fail-closed writes."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -36,17 +35,14 @@ from controlplane.backends.keys import KeyBackend
 from controlplane.errors import Conflict
 from controlplane.settings import Settings
 from controlplane.storage import Database, utcnow
-from tests.fixtures.vault import VaultJanitor
-from tests.integration.audit_helpers import add_events, audit_keys_cleaned, build_log, pinned
+from tests.integration.audit_helpers import (
+    add_events,
+    audit_keys_fixture,  # noqa: F401 (the audit_keys fixture)
+    build_log,
+    pinned,
+)
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def audit_keys(
-    vault_keys: KeyBackend, make_vault_janitor: Callable[[KeyBackend], VaultJanitor]
-) -> KeyBackend:
-    return audit_keys_cleaned(vault_keys, make_vault_janitor)
 
 
 def test_checkpoints_are_signed_consistent_and_prove_every_leaf(

@@ -7,7 +7,7 @@ import base64
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -85,14 +85,6 @@ def org(vault_keys: KeyBackend, janitor: VaultJanitor, database: Database) -> st
         session.add(Tenant(slug=slug, kind="ministry", name_en="Ministry of Health", spec={},
                            spec_digest="0" * 64))
     return slug
-
-
-@pytest.fixture
-def signer(vault_keys: KeyBackend) -> Iterator[OrgSigner]:
-    signer = OrgSigner(vault_keys)
-    yield signer
-    for org in list(signer._identities):
-        signer.forget(org)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import func, select
@@ -43,14 +43,6 @@ class Interrupted(Exception):
 @pytest.fixture
 def org(vault_keys: KeyBackend, make_vault_janitor: Callable[[KeyBackend], VaultJanitor]) -> str:
     return prepare_signing_org(vault_keys, make_vault_janitor(vault_keys))
-
-
-@pytest.fixture
-def signer(vault_keys: KeyBackend) -> Iterator[OrgSigner]:
-    signer = OrgSigner(vault_keys)
-    yield signer
-    for org in list(signer._identities):
-        signer.forget(org)
 
 
 def run(database: Database, signer: OrgSigner, org: str, text: str, **options: object) -> ImportReport:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,14 +23,6 @@ from controlplane.tenancy.registry import archive_public_keys
 from tests.fixtures.vault import VaultJanitor
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def signer(vault_keys: KeyBackend) -> Iterator[OrgSigner]:
-    signer = OrgSigner(vault_keys)
-    yield signer
-    for org in list(signer._identities):
-        signer.forget(org)
 
 
 @pytest.fixture
