@@ -169,11 +169,13 @@ def _register_command_groups() -> None:
     from controlplane.commands.audit import audit
     from controlplane.commands.documents import documents
     from controlplane.commands.tenants import tenants, worker
+    from controlplane.commands.users import users
 
     cli.add_command(tenants)
     cli.add_command(worker)
     cli.add_command(documents)
     cli.add_command(audit)
+    cli.add_command(users)
 
 
 # ---------------------------------------------------------------------------- main

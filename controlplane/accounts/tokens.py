@@ -40,6 +40,7 @@ OPERATOR_SCOPES = (
     "requests:approve",
     "tenants:reconcile",
     "tenants:decommission",
+    "keys:rotate",  # a tenant's document-signing key: a new version signs from then on
     "tokens:manage",
     "audit:read",  # audit checkpoint and proofs: operator (data-center) tokens only, never an org's
 )

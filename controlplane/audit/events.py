@@ -22,6 +22,10 @@ class AuditAction(StrEnum):
     ACCOUNT_LOGIN = "account:login"
     ACCOUNT_LOGOUT = "account:logout"
     ACCOUNT_PASSWORD_CHANGE = "account:password:change"  # noqa: S105 - an action name
+    ACCOUNT_ROLE_CHANGE = "account:role:change"
+    ACCOUNT_DISABLE = "account:disable"  # also revokes the person's sessions and operator tokens
+    ACCOUNT_ENABLE = "account:enable"
+    ACCOUNT_PASSWORD_RESET = "account:password:reset"  # noqa: S105 - an action name
     REQUEST_CREATE = "request:create"
     REQUEST_SUBMIT = "request:submit"
     REQUEST_APPROVE = "request:approve"  # an operator's approval, or the auto-approval rules'
@@ -40,6 +44,9 @@ class AuditAction(StrEnum):
     DOCUMENT_REVOKE = "document:revoke"
     DOCUMENT_SUPERSEDE = "document:supersede"
     DOCUMENT_IMPORT = "document:import"
+    KEY_CREATE = "key:create"  # a tenant's signing key, made by its first apply
+    KEY_ROTATE = "key:rotate"  # a new version signs from now on; the old ones still verify
+    KEY_RETIRE = "key:retire"  # verify-only from decommission on
 
 
 def record_event(

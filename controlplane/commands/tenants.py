@@ -298,6 +298,20 @@ def decommission(ctx: Any, slug: str, stage: str, retention_days: int, confirm: 
                     progress=lambda m: click.echo(f"  {m}", err=True))
 
 
+@tenants.command("rotate-key")
+@click.argument("slug")
+@click.option("--reason", required=True, help="Why the key is rotated (3 to 500 characters); audited.")
+@pass_ctx
+def rotate_key(ctx: Any, slug: str, reason: str) -> None:
+    """Sign SLUG's documents with a new version of its key from now on; old documents still verify."""
+    from controlplane.tenancy.keys import rotate_signing_key
+
+    _settings, db, backends = _env(ctx)
+    done = rotate_signing_key(db, backends.keys, slug, initiator="cli:tenants-rotate-key", reason=reason)
+    click.echo(f"{slug}: signing key {done.key} rotated from version {done.from_version} "
+               f"to {done.to_version}")
+
+
 @click.command()
 @click.option("--once", is_flag=True, help="One pass over due tenants, then exit.")
 @click.option("--interval", type=click.IntRange(5, 3600), default=60, show_default=True)

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Callable
 from datetime import timedelta
 
-from controlplane.audit import record_event
+from controlplane.audit import AuditAction, record_event
 from controlplane.backends import Backends
 from controlplane.backends.cloud import CloudBackend
 from controlplane.backends.keys import signing_key_name, tenant_policy_name
@@ -44,8 +44,8 @@ def _transition(
             detail=detail,
         )
         if key_retired:  # the auditors' key history: this key signs nothing from now on
-            record_event(s, action="key:retire", initiator=initiator, target=f"key:{key_retired}", org=slug,
-                         detail={"verify_only": True})
+            record_event(s, action=AuditAction.KEY_RETIRE, initiator=initiator, target=f"key:{key_retired}",
+                         org=slug, detail={"verify_only": True})
 
 
 def _projects(cloud: CloudBackend, slug: str) -> tuple[str, list[tuple[str, str]]]:

@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from controlplane.audit import record_event
+from controlplane.audit import AuditAction, record_event
 from controlplane.backends import Backends
 from controlplane.backends.keys import signing_key_name, tenant_policy_hcl
 from controlplane.errors import ControlPlaneError, InvalidInput, TemporaryError
@@ -272,7 +272,7 @@ class _TenantPass:
             if any(a.op == "ensure_signing_key" for a in plan.actions):
                 record_event(
                     s,
-                    action="key:create",
+                    action=AuditAction.KEY_CREATE,
                     initiator=self.initiator,
                     target=f"key:{signing_key_name(self.slug)}",
                     org=self.slug,

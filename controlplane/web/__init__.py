@@ -17,6 +17,7 @@ from controlplane.web.api_v1 import bp as api_v1_bp
 from controlplane.web.audit_views import bp as audit_bp
 from controlplane.web.console import bp as console_bp
 from controlplane.web.openapi import bp as api_docs_bp
+from controlplane.web.people_views import bp as people_bp
 from controlplane.web.portal_views import bp as portal_bp
 from controlplane.web.probes import bp as probes_bp
 from controlplane.web.request_views import bp as requests_bp
@@ -45,6 +46,7 @@ def init_web(app: Flask) -> None:
         return
     app.register_blueprint(console_bp)
     app.register_blueprint(account_bp)
+    app.register_blueprint(people_bp)
     csrf.exempt(api_v1_bp)  # bearer calls only: api_v1 checks CSRF itself for cookie requests
     app.register_blueprint(api_v1_bp)
     app.register_blueprint(tenants_bp)

@@ -54,6 +54,14 @@ def _signer() -> OrgSigner:
     return cast(OrgSigner, ext[_SIGNER])
 
 
+def forget_signing_key(org: str) -> None:
+    """After a rotation: this process signs the org's next document with the new version at once
+    (other processes reread the key within signer.KEY_MAX_AGE)."""
+    signer = current_app.extensions.get(_SIGNER)
+    if signer is not None:
+        cast(OrgSigner, signer).forget(org)
+
+
 def _item(value: object, where: str) -> NewDocument:
     """One document: identifiers exactly as documented (NewDocument.parse would also fold spaces in
     them), then the shared validation."""

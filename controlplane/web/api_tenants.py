@@ -11,11 +11,13 @@ from controlplane.errors import Conflict, InvalidInput, NotFound
 from controlplane.storage import as_utc
 from controlplane.tenancy import decommission as dec
 from controlplane.tenancy import registry
+from controlplane.tenancy.keys import check_reason, rotate_signing_key
 from controlplane.tenancy.models import Tenant
 from controlplane.tenancy.service import queue_reconcile
 from controlplane.web import context
 from controlplane.web.api_auth import challenge_on_401, current_api_actor, require_scope
 from controlplane.web.api_body import read_body, whole_number
+from controlplane.web.api_documents import forget_signing_key
 
 bp = Blueprint("api_tenants", __name__, url_prefix="/api/v1/tenants")
 challenge_on_401(bp)
@@ -23,6 +25,7 @@ challenge_on_401(bp)
 MAX_EVENTS = 500
 MAX_RETENTION_DAYS = 36500
 DECOMMISSION_FIELDS = frozenset({"confirm", "retention_days"})
+ROTATE_FIELDS = frozenset({"reason"})
 
 
 def tenant_json(t: Tenant) -> dict[str, Any]:
@@ -123,3 +126,19 @@ def decommission(slug: str) -> Response:
     with context.database().transaction() as s:
         phase = registry.get_tenant(s, slug).phase
     return jsonify(slug=slug, stage=stage.value, phase=phase)
+
+
+@bp.post("/<slug>/keys/rotate")
+@require_scope("keys:rotate")
+def rotate_key(slug: str) -> Response:
+    """A new version of the tenant's signing key signs from now on; `reason` is audited. Only a
+    ready tenant's (409 otherwise); bad input or a refusal rotates nothing."""
+    _visible(slug)
+    reason = check_reason(read_body(allowed=ROTATE_FIELDS, required=True).get("reason"))
+    backends, error = context.backends()
+    if backends is None:
+        raise error or InvalidInput("the key backend is not configured")
+    done = rotate_signing_key(context.database(), backends.keys, slug,
+                              initiator=current_api_actor().audit_name, reason=reason)
+    forget_signing_key(slug)
+    return jsonify(slug=slug, key=done.key, version=done.to_version)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from controlplane.accounts.tokens import KNOWN_SCOPES, MAX_NAME, OPERATOR_SCOPES, ORG_RE
+from controlplane.tenancy.keys import REASON_MAX, REASON_MIN
 from controlplane.web.openapi_common import NO_CONTROL, REQUEST_ID, SLUG, errors, id_parameter, json_body, ok
 
 _REQUEST = {"$ref": "#/components/schemas/Request"}
@@ -60,6 +61,20 @@ PATHS: dict[str, Any] = {
             "requestBody": json_body({"$ref": "#/components/schemas/Decommission"}, required=True),
             "responses": {
                 **ok({"$ref": "#/components/schemas/DecommissionStage"}),
+                **errors(400, 401, 403, 404, 409, 502, 503),
+            },
+        }
+    },
+    "/api/v1/tenants/{slug}/keys/rotate": {
+        "post": {
+            "operationId": "rotateTenantKey",
+            "summary": "Sign the tenant's documents with a new version of its signing key from now on "
+            "(scope keys:rotate); documents already issued keep verifying. Only a ready tenant's key: "
+            "otherwise a 409 and nothing is changed. The reason is audited." + _OPERATOR,
+            "parameters": [SLUG],
+            "requestBody": json_body({"$ref": "#/components/schemas/KeyRotate"}, required=True),
+            "responses": {
+                **ok({"$ref": "#/components/schemas/KeyRotated"}),
                 **errors(400, 401, 403, 404, 409, 502, 503),
             },
         }
@@ -127,6 +142,19 @@ SCHEMAS: dict[str, Any] = {
             "retention_days": {"type": "integer", "minimum": 0, "maximum": 36500, "default": 365,
                                "description": "Used by the retention-hold stage"},
         },
+    },
+    "KeyRotate": {
+        "type": "object",
+        "required": ["reason"],
+        "additionalProperties": False,
+        "properties": {"reason": {"type": "string", "minLength": REASON_MIN, "maxLength": REASON_MAX,
+                                  **_SAYS_SOMETHING, "description": "Why the key is rotated; audited"}},
+    },
+    "KeyRotated": {
+        "type": "object",
+        "required": ["slug", "key", "version"],
+        "properties": {"slug": {"type": "string"}, "key": {"type": "string"},
+                       "version": {"type": "integer", "description": "The version that signs from now on"}},
     },
     "DecommissionStage": {
         "type": "object",

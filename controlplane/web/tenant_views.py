@@ -16,10 +16,12 @@ from controlplane.requests.lifecycle import State
 from controlplane.requests.models import ResourceRequest
 from controlplane.tenancy import decommission as dec
 from controlplane.tenancy import registry
+from controlplane.tenancy.keys import REASON_MAX, rotate_signing_key
 from controlplane.tenancy.models import PlaybookEvent, PlaybookRun, Tenant
 from controlplane.tenancy.service import queue_reconcile
 from controlplane.tenancy.usage import DISPLAY_MAX_AGE, read_project_quotas
 from controlplane.web import context
+from controlplane.web.api_documents import forget_signing_key
 from controlplane.web.auth import login_required
 
 log = logging.getLogger(__name__)
@@ -138,6 +140,24 @@ def reconcile_now(slug: str) -> WerkzeugResponse:
     _require_operator(actor)
     queue_reconcile(context.database(), slug, initiator=actor.audit_name)
     flash(f"{slug}: queued for the reconciler's next pass.")
+    return redirect(url_for("tenants.detail", slug=slug))
+
+
+@bp.post("/<slug>/keys/rotate")
+@login_required
+def rotate_key(slug: str) -> WerkzeugResponse:
+    """A new version of the tenant's signing key signs from now on; the reason is audited."""
+    actor = _actor()
+    _require_operator(actor)
+    backends, error = context.backends()
+    if backends is None:
+        raise InvalidInput(error.message if error else "the key backend is not configured")
+    # One character over the limit, so an overlong reason is refused rather than cut short.
+    reason = request.form.get("reason", "")[: REASON_MAX + 1]
+    done = rotate_signing_key(context.database(), backends.keys, slug, initiator=actor.audit_name,
+                              reason=reason)
+    forget_signing_key(slug)
+    flash(f"{slug}: signing key rotated from version {done.from_version} to {done.to_version}.")
     return redirect(url_for("tenants.detail", slug=slug))
 
 

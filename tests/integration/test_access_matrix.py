@@ -123,6 +123,52 @@ EXPECTED: list[tuple[str, str, dict[str, int]]] = [
         "/requests/999999/reject",
         {"operator": 404, "auditor": 403, "own_admin": 403, "own_member": 403, "other_admin": 403},
     ),
+    # people: operators administer everyone, an org admin only its organisation's people
+    (
+        "GET",
+        "/people/",
+        {"operator": 200, "auditor": 403, "own_admin": 200, "own_member": 403, "other_admin": 200},
+    ),
+    (
+        "GET",
+        "/people/new",
+        {"operator": 200, "auditor": 403, "own_admin": 200, "own_member": 403, "other_admin": 200},
+    ),
+    (
+        "POST",
+        "/people/",
+        {"operator": 400, "auditor": 403, "own_admin": 400, "own_member": 403, "other_admin": 400},
+    ),
+    (
+        "GET",
+        "/people/own-member",
+        {"operator": 200, "auditor": 403, "own_admin": 200, "own_member": 403, "other_admin": 404},
+    ),
+    (
+        "GET",
+        "/people/operator",
+        {"operator": 200, "auditor": 403, "own_admin": 404, "own_member": 403, "other_admin": 404},
+    ),
+    (
+        "POST",
+        "/people/own-member/role",
+        {"operator": 400, "auditor": 403, "own_admin": 400, "own_member": 403, "other_admin": 404},
+    ),
+    (
+        "POST",
+        "/people/own-member/disable",
+        {"operator": 400, "auditor": 403, "own_admin": 400, "own_member": 403, "other_admin": 404},
+    ),
+    (
+        "POST",
+        "/people/own-member/enable",
+        {"operator": 302, "auditor": 403, "own_admin": 302, "own_member": 403, "other_admin": 404},
+    ),
+    (
+        "POST",
+        "/people/own-member/reset-password",
+        {"operator": 400, "auditor": 403, "own_admin": 400, "own_member": 403, "other_admin": 404},
+    ),
 ]
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 

@@ -87,6 +87,9 @@ TABLE: list[tuple[str, str, dict[str, Any] | None, dict[str, str]]] = [
      {"admin": "403/403", "reader": "403/403", "operator": "any/any", "op_reader": "403/403"}),
     ("GET", "/api/v1/audit/proof/consistency?first=1&second=1", None,
      {"admin": "403/403", "reader": "403/403", "operator": "any/any", "op_reader": "403/403"}),
+    # both tenants are registered, never applied: an operator may ask, the key is not rotated (409)
+    ("POST", "/api/v1/tenants/{slug}/keys/rotate", {"reason": "scheduled rotation"},
+     {"admin": "403/403", "reader": "403/403", "operator": "409/409", "op_reader": "403/403"}),
     ("POST", "/api/v1/tenants/{slug}/decommission", {"confirm": "{slug}"},
      {"admin": "403/403", "reader": "403/403", "operator": "200/200", "op_reader": "403/403"}),
 ]

@@ -1,0 +1,200 @@
+"""Console pages to administer people: list, create (one-time password shown once), change role,
+disable/enable, reset password. Operators administer everyone; an org admin their organisation."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from controlplane.accounts import admin
+from controlplane.accounts.models import Role, User
+from controlplane.accounts.service import USERNAME_RE, Actor
+from controlplane.errors import ControlPlaneError, InvalidInput, NotFound
+from controlplane.tenancy import registry
+from controlplane.tenancy.phases import ACTIVE_PHASES, Phase
+from controlplane.web import context
+from controlplane.web.auth import login_required, require_role
+from controlplane.web.console import MAX_FIELD
+
+bp = Blueprint("people", __name__, url_prefix="/people")
+
+ADMINISTRATORS = (Role.OPERATOR, Role.ORG_ADMIN)
+ORG_FILTER = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
+
+
+def registered_orgs(session: Session) -> list[str]:
+    """Slugs an organisation role may name: tenants registered and not being decommissioned."""
+    return sorted(t.slug for t in registry.list_tenants(session) if Phase(t.phase) in ACTIVE_PHASES)
+
+
+def _actor() -> Actor:
+    require_role(*ADMINISTRATORS)
+    actor = context.actor()
+    if actor is None:  # login_required ran first; this is for the type checker
+        abort(401)
+    return actor
+
+
+def _org_for(role: str, org: str) -> str:
+    """The form keeps the organisation select filled in; a staff role belongs to none, so drop it."""
+    return "" if role in (Role.OPERATOR.value, Role.AUDITOR.value) else org
+
+
+def _field(name: str, limit: int = MAX_FIELD) -> str:
+    value = request.form.get(name, "")
+    if len(value) > limit:
+        raise InvalidInput(f"{name} is too long (at most {limit} characters)")
+    return value.strip()
+
+
+def _roles(actor: Actor) -> list[str]:
+    """The roles `actor` may give, for the forms' choices."""
+    if actor.role is Role.OPERATOR:
+        return [r.value for r in Role]
+    return [Role.ORG_MEMBER.value, Role.ORG_ADMIN.value]
+
+
+def _orgs(actor: Actor) -> list[str]:
+    if actor.role is Role.ORG_ADMIN:
+        return [actor.org]  # never list another organisation to an org admin
+    with context.database().transaction() as db:
+        return registered_orgs(db)
+
+
+@bp.get("/")
+@login_required
+def people() -> str:
+    actor = _actor()
+    org, role = request.args.get("org", "").strip(), request.args.get("role", "").strip()
+    if org and not ORG_FILTER.match(org):
+        raise InvalidInput("org: expected an organisation's slug")
+    with context.database().transaction() as db:
+        rows = admin.list_people(db, actor, org=org, role=role)
+    return render_template("people/list.html", rows=rows, org=org, role=role, roles=_roles(actor),
+                           orgs=_orgs(actor))
+
+
+def _render_new(actor: Actor, *, form: dict[str, str], error: str = "", status: int = 200) -> tuple[str, int]:
+    return render_template("people/new.html", form=form, error=error, roles=_roles(actor),
+                           orgs=_orgs(actor), org_fixed=actor.role is Role.ORG_ADMIN), status
+
+
+@bp.get("/new")
+@login_required
+def new_person() -> tuple[str, int]:
+    actor = _actor()
+    return _render_new(actor, form={"role": Role.ORG_MEMBER.value, "org": actor.org})
+
+
+@bp.post("/")
+@login_required
+def create_person() -> tuple[str, int]:
+    actor = _actor()
+    form = {"username": "", "role": "", "org": "", "display_name": ""}
+    try:
+        form = {k: _field(k) for k in form}
+        with context.database().transaction() as db:
+            created = admin.create_person(
+                db, actor, username=form["username"], role=form["role"],
+                org=_org_for(form["role"], form["org"]),
+                display_name=form["display_name"], known_orgs=registered_orgs(db))
+    except ControlPlaneError as exc:
+        if exc.status >= 500:
+            raise
+        return _render_new(actor, form=form, error=exc.message, status=exc.status)
+    # The password is in this response only: never in a redirect, flash cookie or log.
+    return render_template("people/created.html", person=created.user,
+                           password=created.one_time_password, reset=False), 201
+
+
+def _load(actor: Actor, username: str) -> User:
+    if not USERNAME_RE.fullmatch(username):
+        raise NotFound(f"no person {username!r} you administer")
+    with context.database().transaction() as db:
+        return admin.get_person(db, actor, username)
+
+
+def _detail(actor: Actor, person: User, *, error: str = "", status: int = 200) -> tuple[str, int]:
+    return render_template("people/detail.html", person=person, error=error, roles=_roles(actor),
+                           orgs=_orgs(actor), org_fixed=actor.role is Role.ORG_ADMIN,
+                           is_self=person.id == actor.user_id), status
+
+
+@bp.get("/<username>")
+@login_required
+def person(username: str) -> tuple[str, int]:
+    actor = _actor()
+    return _detail(actor, _load(actor, username))
+
+
+def _confirmed(username: str) -> None:
+    """Disabling or resetting someone asks for their username typed again: no slip of the mouse."""
+    if _field("confirm") != username:
+        raise InvalidInput(gettext("Type the username %(name)s to confirm.", name=username))
+
+
+@bp.post("/<username>/role")
+@login_required
+def set_role(username: str) -> WerkzeugResponse | tuple[str, int]:
+    actor = _actor()
+    person = _load(actor, username)
+    try:
+        role = _field("role")
+        org = _org_for(role, _field("org"))
+        with context.database().transaction() as db:
+            admin.change_role(db, actor, username, role=role, org=org, known_orgs=registered_orgs(db))
+    except ControlPlaneError as exc:
+        if exc.status >= 500:
+            raise
+        return _detail(actor, person, error=exc.message, status=exc.status)
+    flash(gettext("The role of %(name)s is now %(role)s.", name=username, role=gettext(role)))
+    return redirect(url_for("people.person", username=username))
+
+
+@bp.post("/<username>/disable")
+@login_required
+def disable(username: str) -> WerkzeugResponse | tuple[str, int]:
+    actor = _actor()
+    person = _load(actor, username)
+    try:
+        _confirmed(username)
+        with context.database().transaction() as db:
+            admin.disable_person(db, actor, username)
+    except ControlPlaneError as exc:
+        if exc.status >= 500:
+            raise
+        return _detail(actor, person, error=exc.message, status=exc.status)
+    flash(gettext("%(name)s is disabled; their sessions and tokens were revoked.", name=username))
+    return redirect(url_for("people.person", username=username))
+
+
+@bp.post("/<username>/enable")
+@login_required
+def enable(username: str) -> WerkzeugResponse:
+    actor = _actor()
+    _load(actor, username)
+    with context.database().transaction() as db:
+        admin.enable_person(db, actor, username)
+    flash(gettext("%(name)s is enabled.", name=username))
+    return redirect(url_for("people.person", username=username))
+
+
+@bp.post("/<username>/reset-password")
+@login_required
+def reset_password(username: str) -> tuple[str, int]:
+    actor = _actor()
+    person = _load(actor, username)
+    try:
+        _confirmed(username)
+        with context.database().transaction() as db:
+            done = admin.reset_password(db, actor, username, reset_mfa=request.form.get("reset_mfa") == "1")
+    except ControlPlaneError as exc:
+        if exc.status >= 500:
+            raise
+        return _detail(actor, person, error=exc.message, status=exc.status)
+    return render_template("people/created.html", person=done.user, password=done.one_time_password,
+                           reset=True), 200
