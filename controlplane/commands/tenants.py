@@ -283,7 +283,7 @@ def decommission(ctx: Any, slug: str, stage: str, retention_days: int, confirm: 
 
     if confirm != slug:
         raise InvalidInput(f"--confirm must repeat the tenant's slug ({slug!r}); nothing was changed")
-    _settings, db, backends = _env(ctx)
+    settings, db, backends = _env(ctx)
     target = DECOMMISSION_ORDER.index(Phase(stage))
     while True:
         with db.transaction() as s:
@@ -295,7 +295,7 @@ def decommission(ctx: Any, slug: str, stage: str, retention_days: int, confirm: 
         click.echo(f"{slug}: {phase.value} -> {step.value if step else '(none)'}", err=True)
         # advance() raises Conflict when the phase has no next stage (e.g. provisioning).
         dec.advance(db, backends, slug, initiator="cli:tenants-decommission", retention_days=retention_days,
-                    progress=lambda m: click.echo(f"  {m}", err=True))
+                    settings=settings, progress=lambda m: click.echo(f"  {m}", err=True))
 
 
 @tenants.command("rotate-key")

@@ -12,11 +12,10 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
-from weakref import WeakKeyDictionary
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import bindparam, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import Executable, Row, bindparam, select
+from sqlalchemy.exc import DBAPIError
 
 from controlplane.documents.claims import Claims
 from controlplane.documents.cose import Sign1, decode_sign1, verify_signature
@@ -123,11 +122,11 @@ class PublicKeyCache:
             self._keys, self._names = keys, names
 
     def _load_one(self, key_name: str, version: int) -> tuple[str, Ed25519PublicKey] | None:
-        with _autocommit(self.database).connect() as conn:
-            row = conn.execute(_ONE_KEY, {"key_name": key_name, "version": version}).first()
-            if row is None:
-                return None
-            name = conn.execute(_TENANT_NAME, {"slug": row.tenant_slug}).scalar()
+        row = _read_one(self.database, _ONE_KEY, {"key_name": key_name, "version": version})
+        if row is None:
+            return None
+        name_row = _read_one(self.database, _TENANT_NAME, {"slug": row.tenant_slug})
+        name = name_row[0] if name_row is not None else None
         found = (row.tenant_slug, _decode_key(row.public_key))
         with self._lock:
             # Copy on write: readers keep iterating the dict they already hold.
@@ -145,7 +144,6 @@ def _decode_key(encoded: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(base64.b64decode(encoded))
 
 
-_READERS: WeakKeyDictionary[Engine, Engine] = WeakKeyDictionary()
 _ONE_KEY = select(SigningPublicKey.tenant_slug, SigningPublicKey.public_key).where(
     SigningPublicKey.key_name == bindparam("key_name"), SigningPublicKey.version == bindparam("version")
 )
@@ -181,8 +179,7 @@ def _verify_online(
     checked = _check_signature(sign1, claims, found)
     if checked is not None:
         return checked
-    with _autocommit(database).connect() as conn:
-        row = conn.execute(_REGISTRY_ROW, {"serial": claims.serial.hex()}).first()
+    row = _read_one(database, _REGISTRY_ROW, {"serial": claims.serial.hex()})
     base = _genuine(sign1, claims, cache.issuer_name(claims.issuer))
     if row is None:
         return _replace(base, verdict=Verdict.NOT_FOUND,
@@ -195,14 +192,17 @@ def _verify_online(
     return _status(base, claims, row.status, row.status_reason, row.superseded_by, now)
 
 
-def _autocommit(database: Database) -> Engine:
-    # One SELECT needs no transaction: in autocommit mode no BEGIN/ROLLBACK round trips.
-    engine = _READERS.get(database.engine)
-    if engine is None:
-        engine = _READERS[database.engine] = database.engine.execution_options(
-            isolation_level="AUTOCOMMIT"
-        )
-    return engine
+def _read_one(database: Database, statement: Executable, params: dict[str, Any]) -> Row[Any] | None:
+    # The reader engine skips the pre-ping round trip, so a connection the server dropped (restart,
+    # failover) surfaces here once; SQLAlchemy then invalidates the pool and one retry reconnects.
+    for attempt in (1, 2):
+        try:
+            with database.reader.connect() as conn:
+                return conn.execute(statement, params).first()
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
 def verify_offline(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -65,8 +66,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """Build an engine, turning driver and URL problems into one readable error."""
+def make_engine(url: str, *, echo: bool = False, pre_ping: bool = True) -> Engine:
+    """Build an engine, turning driver and URL problems into one readable error.
+
+    `pre_ping=False` skips the liveness round trip at each checkout: only for callers that retry
+    once on a disconnect themselves (see `Database.reader`).
+    """
     url = _normalise_url(url)
     try:
         parsed = make_url(url)
@@ -77,7 +82,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     else:
-        kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
+        kwargs.update(pool_pre_ping=pre_ping, pool_size=5, max_overflow=10)
     try:
         engine = create_engine(parsed, **kwargs)
     except (ArgumentError, NoSuchModuleError) as exc:
@@ -94,6 +99,28 @@ class Database:
         self.url = _normalise_url(url)
         self.engine = make_engine(self.url, echo=echo)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self._reader: Engine | None = None
+        self._reader_own: Engine | None = None  # the reader's own pool, disposed with this Database
+        self._reader_lock = threading.Lock()
+
+    @property
+    def reader(self) -> Engine:
+        """An AUTOCOMMIT engine without pre-ping for hot single-statement reads (public verification):
+        no BEGIN/ROLLBACK and no liveness round trip. Its own pool, so callers must retry once when
+        the error says the connection was invalidated (a restarted server)."""
+        if self._reader is None:
+            with self._reader_lock:
+                if self._reader is None:
+                    reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+                    if self.engine.dialect.name != "sqlite":  # SQLite has no server to lose
+                        # Only the pool differs: the reader keeps this engine's dialect and event
+                        # listeners (statement counters in tests, metrics) as any option engine does.
+                        self._reader_own = make_engine(
+                            self.url, echo=bool(self.engine.echo), pre_ping=False
+                        )
+                        reader.pool = self._reader_own.pool
+                    self._reader = reader
+        return self._reader
 
     @property
     def display_url(self) -> str:
@@ -118,4 +145,6 @@ class Database:
             yield session
 
     def dispose(self) -> None:
+        if self._reader_own is not None:
+            self._reader_own.dispose()
         self.engine.dispose()

@@ -12,11 +12,13 @@ from controlplane.backends import Backends
 from controlplane.backends.cloud import CloudBackend
 from controlplane.backends.keys import signing_key_name, tenant_policy_name
 from controlplane.errors import BackendNotFound, Conflict
+from controlplane.settings import Settings
 from controlplane.storage import Database, as_utc, utcnow
 from controlplane.tenancy import registry
 from controlplane.tenancy.addressing import release_subnets
 from controlplane.tenancy.observe import KV_MARKER
 from controlplane.tenancy.phases import DECOMMISSION_ORDER, Phase, check_transition
+from controlplane.tenancy.services import remove_services
 from controlplane.tenancy.spec import GROUP_ROLES
 
 Progress = Callable[[str], None]
@@ -55,10 +57,17 @@ def _projects(cloud: CloudBackend, slug: str) -> tuple[str, list[tuple[str, str]
     return domain.id, [(p.id, p.name) for p in cloud.list_projects(domain_id=domain.id)]
 
 
-def disable(db: Database, backends: Backends, slug: str, *, initiator: str) -> None:
-    """No new tokens for the tenant's users, no new signatures; everything else stays."""
+def disable(
+    db: Database, backends: Backends, slug: str, *, initiator: str, settings: Settings | None = None
+) -> None:
+    """No new tokens for the tenant's users, no new signatures, its services stopped; the rest stays."""
     with db.transaction() as s:
-        check_transition(registry.get_tenant(s, slug).phase, Phase.DISABLED)
+        tenant = registry.get_tenant(s, slug)
+        check_transition(tenant.phase, Phase.DISABLED)
+        spec = registry.tenant_spec(tenant)
+    if settings is not None and spec.services:
+        # A shared service (e.g. verification) stops serving before its tenant's identity goes.
+        remove_services(spec, db=db, backends=backends, settings=settings, run_id=f"decommission-{slug}")
     cloud, keys = backends.cloud, backends.keys
     domain_id, projects = _projects(cloud, slug)
     for project_id, _name in projects:
@@ -218,6 +227,7 @@ def advance(
     *,
     initiator: str,
     retention_days: int,
+    settings: Settings,
     progress: Progress | None = None,
 ) -> Phase:
     """Take the tenant's next decommission stage (the one step shared by the CLI and the console)."""
@@ -227,7 +237,7 @@ def advance(
     if stage is None:
         raise Conflict(f"tenant {slug} is {phase}: no decommission stage follows")
     if stage is Phase.DISABLED:
-        disable(db, backends, slug, initiator=initiator)
+        disable(db, backends, slug, initiator=initiator, settings=settings)
     elif stage is Phase.ARCHIVED:
         archive(db, backends, slug, initiator=initiator)
     elif stage is Phase.RETAINED:

@@ -122,7 +122,7 @@ def decommission(slug: str) -> Response:
     if backends is None:
         raise error or InvalidInput("the cloud backends are not configured")
     stage = dec.advance(context.database(), backends, slug, initiator=current_api_actor().audit_name,
-                        retention_days=days)
+                        retention_days=days, settings=context.settings())
     with context.database().transaction() as s:
         phase = registry.get_tenant(s, slug).phase
     return jsonify(slug=slug, stage=stage.value, phase=phase)

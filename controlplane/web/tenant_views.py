@@ -178,6 +178,7 @@ def decommission(slug: str) -> WerkzeugResponse:
     days = request.form.get("retention_days", "365") if stage == "retained" else "0"
     if not days.isdigit() or int(days) > 36500:
         raise InvalidInput("retention days must be a whole number between 0 and 36500")
-    dec.advance(context.database(), backends, slug, initiator=actor.audit_name, retention_days=int(days))
+    dec.advance(context.database(), backends, slug, initiator=actor.audit_name, retention_days=int(days),
+                settings=context.settings())
     flash(f"{slug}: decommission stage '{stage}' done.")
     return redirect(url_for("tenants.detail", slug=slug))

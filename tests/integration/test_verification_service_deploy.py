@@ -29,7 +29,9 @@ from controlplane.documents.signer import OrgSigner
 from controlplane.errors import ControlPlaneError, InvalidSettings
 from controlplane.settings import REPO_ROOT, Settings, load_settings
 from controlplane.storage import Database
+from controlplane.tenancy.decommission import advance
 from controlplane.tenancy.models import PlaybookRun
+from controlplane.tenancy.phases import Phase
 from controlplane.tenancy.reconciler import reconcile_tenant
 from controlplane.tenancy.service import register_specs
 from controlplane.tenancy.services import (
@@ -157,6 +159,9 @@ def test_deploy_verify_rerun_restart_remove(
     assert process_alive(pid)
 
     assert requests.get(deployment.url("/healthz"), timeout=5).json() == {"status": "ok"}
+    ready = requests.get(deployment.url("/readyz"), timeout=10)
+    checked = {c["name"].split(":")[0] for c in ready.json()["checks"]}
+    assert ready.status_code == 200 and checked == {"database", "vault"}, ready.json()  # no OpenStack/Ansible
     verdict = requests.get(deployment.url(f"/api/v1/verify/{issued.token}"), timeout=5)
     assert verdict.status_code == 200
     assert verdict.json()["verdict"] == "valid"
@@ -250,9 +255,12 @@ def test_reconciler_deploys_the_services_a_spec_lists(
             assert len(list(runs_after)) == 2
         assert _pid(directory) == pid
 
-        assert remove_services(spec, db=database, backends=backends, settings=settings, run_id="test") == 1
+        # decommission's first stage takes the service down before the tenant's identity goes
+        assert advance(database, backends, tenant_slug, initiator="test", retention_days=0,
+                       settings=settings) is Phase.DISABLED
         assert not _port_open(settings.verification_port)
         assert not directory.exists()
+        assert remove_services(spec, db=database, backends=backends, settings=settings, run_id="test") == 1
     finally:
         Deployment(backends.automation, settings, directory, settings.verification_port).remove()  # type: ignore[arg-type]
 
