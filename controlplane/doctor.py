@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from controlplane.backends import Backends
@@ -46,18 +46,15 @@ def _safe(name: str, probe: Callable[[], list[HealthCheck]]) -> list[HealthCheck
 def check_everything(
     database: Database, backends: Backends | None,
     backends_error: ControlPlaneError | None = None,
-    *, only: Collection[str] = ("openstack", "vault", "ansible"),
 ) -> list[HealthCheck]:
-    """The database and the backends named in `only` (in parallel, each with short timeouts), in a
-    stable order. A verification-only process needs no OpenStack or Ansible to be ready."""
+    """All checks, the backends' in parallel (each has short timeouts), in a stable order."""
     results = [check_database(database)]
     if backends is None:
         message = backends_error.message if backends_error else "backends not configured"
         hint = backends_error.hint if backends_error and backends_error.hint else ""
         return [*results, HealthCheck("backends", False, message, hint=hint)]
-    every = {"openstack": backends.cloud.check, "vault": backends.keys.check,
-             "ansible": backends.automation.check}
-    probes = {name: probe for name, probe in every.items() if name in only}
+    probes = {"openstack": backends.cloud.check, "vault": backends.keys.check,
+              "ansible": backends.automation.check}
     with ThreadPoolExecutor(max_workers=len(probes)) as pool:
         futures = [pool.submit(_safe, name, probe) for name, probe in probes.items()]
         for future in futures:

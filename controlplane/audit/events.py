@@ -44,6 +44,7 @@ class AuditAction(StrEnum):
     DOCUMENT_REVOKE = "document:revoke"
     DOCUMENT_SUPERSEDE = "document:supersede"
     DOCUMENT_IMPORT = "document:import"
+    TRUST_LIST_PUBLISH = "trust_list:publish"
     KEY_CREATE = "key:create"  # a tenant's signing key, made by its first apply
     KEY_ROTATE = "key:rotate"  # a new version signs from now on; the old ones still verify
     KEY_RETIRE = "key:retire"  # verify-only from decommission on

@@ -172,19 +172,19 @@ def _database_and_keys(ctx: Any) -> tuple[Any, Any]:
               help="Where to write the signed trust list (JSON).")
 @pass_ctx
 def trust_list_command(ctx: Any, output: str) -> None:
-    """Build the trust list (every organisation's public keys and the revocations), signed with the
-    data center's root key in Vault, and write it; also writes <instance>/trust-root.pub once."""
-    from controlplane.documents.trustlist import build_trust_list, ensure_root_key
+    """Publish the trust list when due (every organisation's public keys and the revocations, signed
+    with the data center's root key in Vault) and write the current one; also <instance>/trust-root.pub."""
+    from controlplane.documents.publication import current_trust_list
 
     database, keys = _database_and_keys(ctx)
-    body = build_trust_list(database, keys)
-    Path(output).write_text(json.dumps(body, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    published = current_trust_list(database, keys, initiator="cli:documents-trust-list")
+    Path(output).write_bytes(published.body)
     root = Path(ctx.settings.instance_path) / TRUST_ROOT_FILE
     if not root.exists():
         root.parent.mkdir(parents=True, exist_ok=True)
-        root.write_text(base64.urlsafe_b64encode(ensure_root_key(keys)).decode().rstrip("=") + "\n",
+        root.write_text(base64.urlsafe_b64encode(published.root_public_key).decode().rstrip("=") + "\n",
                         encoding="utf-8")
-    payload = body["payload"]
+    payload = json.loads(published.body)["payload"]
     click.echo(f"wrote {output}: {len(payload['issuers'])} issuer(s), {len(payload['revoked'])} "
                f"revocation(s), valid until {payload['next_update']}; root key: {root}")
 

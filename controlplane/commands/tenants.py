@@ -324,16 +324,24 @@ def worker(ctx: Any, once: bool, interval: int, concurrency: int, metrics_port: 
     from controlplane import metrics
     from controlplane.audit.checkpoints import PINNED_KEY_FILE
     from controlplane.audit.sequencer import with_sequencer
+    from controlplane.documents.publication import publish_when_due
     from controlplane.requests.desired import sync_outcomes
+    from controlplane.storage import Database
     from controlplane.tenancy.worker import run_worker
 
     settings, db, backends = _env(ctx)
     if metrics_port:
         # The worker has no web app: reconcile outcomes and durations reach Prometheus from here.
         metrics.start_exporter(metrics_port)
+
+    def after_pass(database: Database) -> None:
+        sync_outcomes(database)
+        publish_when_due(database, backends.keys)
+
     run_worker(
-        # after each pass: requests learn their outcomes, then the audit log is sequenced and signed
-        after_pass=with_sequencer(sync_outcomes, backends.keys,
+        # after each pass: requests learn their outcomes, the trust list is republished when due,
+        # then the audit log is sequenced and signed
+        after_pass=with_sequencer(after_pass, backends.keys,
                                   pin_path=Path(settings.instance_path) / PINNED_KEY_FILE),
         db=db,
         backends=backends,

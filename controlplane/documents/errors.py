@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controlplane.errors import InvalidInput
+from controlplane.errors import ControlPlaneError, InvalidInput
 
 
 class MalformedToken(InvalidInput):
@@ -15,3 +15,10 @@ class TrustListInvalid(InvalidInput):
     """A trust list whose signature, format or freshness we refuse; nothing is verified against it."""
 
     title = "Trust list refused"
+
+
+class TrustListNotPublished(ControlPlaneError):
+    """No current trust list is stored yet (the control plane publishes it): try again shortly."""
+
+    status = 503
+    title = "Trust list not published yet"

@@ -57,3 +57,18 @@ class VerificationCount(Base):
     issuer: Mapped[str] = mapped_column(String(64), primary_key=True)  # "" when unknown
     verdict: Mapped[str] = mapped_column(String(16), primary_key=True)
     count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class PublishedTrustList(Base):
+    """A signed trust list as published: the verification service serves the newest one from here,
+    so it needs no Vault credential at all (only the control plane holds the root key)."""
+
+    __tablename__ = "published_trust_lists"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issued_at: Mapped[datetime] = mapped_column(_TS)
+    next_update: Mapped[datetime] = mapped_column(_TS)
+    # SHA-256 of the payload without its times: publish again only when keys or revocations changed
+    content_digest: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)  # the signed JSON, served byte for byte
+    root_public_key: Mapped[str] = mapped_column(String(64))  # base64url, the offline trust anchor

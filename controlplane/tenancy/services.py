@@ -30,13 +30,9 @@ SHARED_SETTINGS = (
     "verify_upload_max_bytes",
     "verify_counts_flush_seconds",
     "secure_cookies",
-    # the trust list is signed with the data center's root key in Vault (cached for a minute)
-    "vault_addr",
-    "vault_transit_mount",
-    "vault_kv_mount",
-    "vault_timeout",
 )
-SECRET_SETTINGS = ("vault_token", "vault_role_id", "vault_secret_id")
+# No Vault credential: the service serves the trust list the control plane signed and stored
+# (documents.publication), and verifies against archived public keys. Only the database URL is secret.
 
 
 def release_digest(root: Path = REPO_ROOT) -> str:
@@ -86,10 +82,7 @@ def verification_extravars(
         "verify_base_url": settings.verify_base_url,
         "service_settings": {name: getattr(settings, name) for name in SHARED_SETTINGS},
         # under a secret-looking key: the automation backend scrubs these values from what it keeps
-        "service_secrets": {
-            "database_url": settings.effective_database_url,
-            **{name: getattr(settings, name) for name in SECRET_SETTINGS if getattr(settings, name)},
-        },
+        "service_secrets": {"database_url": settings.effective_database_url},
     }
 
 

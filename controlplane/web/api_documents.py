@@ -27,7 +27,7 @@ from controlplane.storage import as_utc
 from controlplane.web import context
 from controlplane.web.api_auth import current_api_actor, require_scope
 from controlplane.web.api_body import json_object, read_json
-from controlplane.web.verify_views import TooLarge, forget_trust_list, verify_for_client
+from controlplane.web.verify_views import TooLarge, republish_trust_list, verify_for_client
 
 bp = Blueprint("api_documents", __name__, url_prefix="/api/v1")
 
@@ -209,7 +209,7 @@ def revoke(serial: str) -> Response:
     body = _read_object(frozenset({"reason"}))
     doc = revoke_document(context.database(), actor.org, serial, reason=_reason(body),
                           initiator=actor.audit_name)
-    forget_trust_list()
+    republish_trust_list(actor.audit_name)
     return jsonify(document_json(doc))
 
 
@@ -224,7 +224,7 @@ def supersede(serial: str) -> Response:
         raise InvalidInput("replacement_serial: expected the 32 hex digits of your replacement document")
     doc = supersede_document(context.database(), actor.org, serial, replacement_serial=replacement,
                              reason=_reason(body), initiator=actor.audit_name)
-    forget_trust_list()
+    republish_trust_list(actor.audit_name)
     return jsonify(document_json(doc))
 
 

@@ -9,7 +9,7 @@ import time
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from controlplane.backends.health import HealthCheck
-from controlplane.doctor import check_everything
+from controlplane.doctor import check_database, check_everything
 from controlplane.metrics import BACKEND_UP, render_latest
 from controlplane.web import context
 
@@ -27,11 +27,12 @@ def current_health(*, fresh: bool = False) -> list[HealthCheck]:
         cached = ext.get("controlplane.health_cache")
         if not fresh and cached and time.monotonic() - cached[0] < CACHE_SECONDS:
             return list(cached[1])
-    backends, error = context.backends()
-    # The shared-verification role reads the registry and signs the trust list (Vault) only.
-    verification_only = context.settings().role == "verification"
-    checks = check_everything(context.database(), backends, error,
-                              only=("vault",) if verification_only else ("openstack", "vault", "ansible"))
+    if context.settings().role == "verification":
+        # The shared-verification role reads the registry and the published trust list: nothing else.
+        checks = [check_database(context.database())]
+    else:
+        backends, error = context.backends()
+        checks = check_everything(context.database(), backends, error)
     for check in checks:
         BACKEND_UP.labels(check.name).set(1 if check.ok else 0)
     with _cache_lock:

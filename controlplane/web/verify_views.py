@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,7 +24,7 @@ from werkzeug.formparser import FormDataParser
 from wtforms import ValidationError
 
 from controlplane.documents.models import Document
-from controlplane.documents.trustlist import build_trust_list, ensure_root_key
+from controlplane.documents.publication import current_trust_list, publish_trust_list
 from controlplane.documents.verification import PublicKeyCache, Verdict, VerificationResult, verify_token
 from controlplane.errors import ControlPlaneError, InvalidInput
 from controlplane.storage import as_utc
@@ -34,6 +34,7 @@ from controlplane.web.verification_counts import VerificationCounter
 
 bp = Blueprint("verify", __name__)
 
+log = logging.getLogger(__name__)
 STATE = "controlplane.verification"
 TRUST_LIST_MAX_AGE = 60  # seconds: clients and this process reuse one signed list that long
 TRUST_ROOT_FILE = "trust-root.pub"
@@ -216,25 +217,34 @@ def _write_root_key(instance: Path, public_key: bytes) -> None:
 
 
 def cached_trust_list() -> bytes:
+    """The newest published list (documents.publication), re-read at most once a minute. Only the
+    full control plane holds the root key and publishes; the verification role just serves."""
     shared = state()
-    with shared.trust_list_lock:  # one build per expiry, however many clients ask at once
+    with shared.trust_list_lock:  # one read per expiry, however many clients ask at once
         cached = shared.trust_list
         if cached is not None and time.monotonic() - cached[0] < TRUST_LIST_MAX_AGE:
             return cached[1]
-        backends, error = context.backends()
-        if backends is None:
-            raise error or InvalidInput("the key backend is not configured")
-        body = json.dumps(build_trust_list(context.database(), backends.keys),
-                          ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        instance = Path(current_app.instance_path)
-        if not (instance / TRUST_ROOT_FILE).exists():
-            _write_root_key(instance, ensure_root_key(backends.keys))
-        shared.trust_list = (time.monotonic(), body)
-        return body
+        keys = None
+        if context.settings().role != "verification":
+            backends, error = context.backends()
+            if backends is None:
+                raise error or InvalidInput("the key backend is not configured")
+            keys = backends.keys
+        published = current_trust_list(context.database(), keys, initiator="system:web")
+        _write_root_key(Path(current_app.instance_path), published.root_public_key)
+        shared.trust_list = (time.monotonic(), published.body)
+        return published.body
 
 
-def forget_trust_list() -> None:
-    """After a revocation here, the next request builds a fresh list (other workers within 60 s)."""
+def republish_trust_list(initiator: str) -> None:
+    """After a revocation here: publish at once, so the next download carries it (other workers'
+    caches within 60 s). Vault being down leaves it to the worker's next pass."""
+    backends, _error = context.backends()
+    if backends is not None:
+        try:
+            publish_trust_list(context.database(), backends.keys, initiator=initiator)
+        except ControlPlaneError as exc:
+            log.warning("trust list not republished after a revocation: %s", exc.message)
     state().trust_list = None
 
 

@@ -25,6 +25,7 @@ from controlplane.backends.ansible import AnsibleAutomation
 from controlplane.backends.automation import RunResult
 from controlplane.backends.keys import KeyBackend, signing_key_name, tenant_policy_hcl, tenant_policy_name
 from controlplane.documents.issuance import NewDocument, issue_documents
+from controlplane.documents.publication import publish_trust_list
 from controlplane.documents.signer import OrgSigner
 from controlplane.errors import ControlPlaneError, InvalidSettings
 from controlplane.settings import REPO_ROOT, Settings, load_settings
@@ -161,7 +162,7 @@ def test_deploy_verify_rerun_restart_remove(
     assert requests.get(deployment.url("/healthz"), timeout=5).json() == {"status": "ok"}
     ready = requests.get(deployment.url("/readyz"), timeout=10)
     checked = {c["name"].split(":")[0] for c in ready.json()["checks"]}
-    assert ready.status_code == 200 and checked == {"database", "vault"}, ready.json()  # no OpenStack/Ansible
+    assert ready.status_code == 200 and checked == {"database"}, ready.json()  # no OpenStack, Ansible, Vault
     verdict = requests.get(deployment.url(f"/api/v1/verify/{issued.token}"), timeout=5)
     assert verdict.status_code == 200
     assert verdict.json()["verdict"] == "valid"
@@ -170,7 +171,12 @@ def test_deploy_verify_rerun_restart_remove(
     malformed = requests.get(deployment.url("/api/v1/verify/NOT-A-TOKEN-1"), timeout=5)
     assert malformed.status_code < 500
     assert malformed.json()["verdict"] == "malformed"
-    trust_list = requests.get(deployment.url("/trust-list.json"), timeout=5).json()
+    # the service has no Vault: it serves what the control plane published, byte for byte
+    published = publish_trust_list(database, vault_keys, initiator="test", force=True)
+    assert published is not None
+    served = requests.get(deployment.url("/trust-list.json"), timeout=5)
+    assert served.status_code == 200 and served.content == published.body
+    trust_list = served.json()
     assert org in trust_list["payload"]["issuers"]
     # the verification role serves no console and no operator or issuance API
     assert requests.get(deployment.url("/"), timeout=5, allow_redirects=False).status_code == 404
@@ -202,14 +208,17 @@ def test_deploy_verify_rerun_restart_remove(
 def test_secrets_stay_out_of_the_kept_run(deployment: Deployment) -> None:
     result = deployment.run()
     assert result.ok, result.summary
-    token = deployment.settings.vault_token
+    token, database_url = deployment.settings.vault_token, deployment.settings.effective_database_url
     kept = Path(result.artifacts_dir)
     texts = [p.read_text(errors="replace") for p in kept.rglob("*") if p.is_file()]
     assert texts, "the run's artifacts are kept for the console"
-    assert not any(token in text for text in texts)
-    assert token in (deployment.directory / "verification.toml").read_text()
+    assert not any(database_url in text for text in texts), "the database URL is scrubbed from the kept run"
+    config = (deployment.directory / "verification.toml").read_text()
+    assert database_url in config
+    # the service holds no Vault credential at all: it serves the trust list the control plane published
+    assert token not in config and "vault_token" not in config
     events = json.dumps([e.message for e in result.events])
-    assert token not in events
+    assert token not in events and database_url not in events
 
 
 def test_reconciler_deploys_the_services_a_spec_lists(
