@@ -14,12 +14,14 @@ include building the claims, COSE and the registry write; signing alone is timed
 
 Verification: the documents issued above are the signed subset (5 % of them revoked); the registry
 is filled up to CONTROLPLANE_BENCH_REGISTRY rows (COPY on PostgreSQL) so the index is full size.
-The app is served in the verification role by gunicorn (2 workers, gthread, CONTROLPLANE_BENCH_THREADS
-threads, as playbooks/shared-verification.yml deploys it) next to a bare Flask app returning a
-constant JSON with the same gunicorn settings. A Python load generator in this process (threads,
-keep-alive http.client) runs an open loop at CONTROLPLANE_BENCH_RATE req/s (latency measured from
-each request's scheduled time, so queueing counts) and a closed loop of CONTROLPLANE_BENCH_CLIENTS
-clients for the maximum throughput, CONTROLPLANE_BENCH_SECONDS each. The load generator shares the
+The app is served in the verification role by gunicorn (CONTROLPLANE_BENCH_WORKERS=2 workers,
+CONTROLPLANE_BENCH_WORKER_CLASS=gthread, CONTROLPLANE_BENCH_THREADS=4 threads, as
+playbooks/shared-verification.yml deploys it) next to a bare Flask app returning a constant JSON
+with the same gunicorn settings; the closed loop also reports gunicorn's CPU per request.
+A Python load generator in this process (threads, keep-alive http.client) runs an open loop at
+CONTROLPLANE_BENCH_RATE req/s (latency measured from each request's scheduled time, so queueing
+counts) and a closed loop of CONTROLPLANE_BENCH_CLIENTS clients for the maximum throughput,
+CONTROLPLANE_BENCH_SECONDS each. The load generator shares the
 machine's CPUs with the servers: the figures are a floor.
 """
 
@@ -71,7 +73,8 @@ SECONDS = env_int("SECONDS", 20)
 RATE = env_int("RATE", 500)
 CLIENTS = env_int("CLIENTS", 16)
 THREADS = env_int("THREADS", 4)
-WORKERS = 2
+WORKERS = env_int("WORKERS", 2)
+WORKER_CLASS = os.environ.get("CONTROLPLANE_BENCH_WORKER_CLASS", "gthread")  # or sync (threads ignored)
 ORG = "bench-ministry"
 FILLER_ORGS = [f"bench-org-{i:02d}" for i in range(82)]
 DOC_TYPES = ("birth-certificate", "degree", "driving-licence", "residence-card", "tax-clearance")
@@ -214,7 +217,7 @@ def start_gunicorn(
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS),
-         "--worker-class", "gthread", "--threads", str(THREADS), "--log-level", "warning",
+         "--worker-class", WORKER_CLASS, "--threads", str(THREADS), "--log-level", "warning",
          "--no-control-socket", app],
         env=env, cwd=str(cwd), stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )
@@ -268,12 +271,27 @@ class Connection:
         raise AssertionError("unreachable")
 
 
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by gunicorn's master and its workers (Linux /proc):
+    unlike req/s, CPU per request barely moves when other jobs load the machine."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited meanwhile
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:  # fields[1] is the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 @dataclass
 class LoadResult:
     requests: int
     seconds: float
     latencies_ms: list[float]
     statuses: dict[int, int]
+    server_cpu: float | None = None  # seconds of server CPU during the run (closed loop only)
 
     @property
     def rps(self) -> float:
@@ -392,10 +410,13 @@ def main() -> None:
                 print(f"  {label}: open loop {RATE} req/s for {SECONDS} s", flush=True)
                 rows.append((label, f"open {RATE}/s", run_load(port, paths, seconds=SECONDS, rate=RATE,
                                                                 clients=clients_open)))
-            for label, port in (("bare Flask JSON", bare_port), ("verify API (registry)", verify_port)):
+            for label, port, server in (("bare Flask JSON", bare_port, bare_proc),
+                                        ("verify API (registry)", verify_port, verify_proc)):
                 print(f"  {label}: closed loop, {CLIENTS} clients for {SECONDS} s", flush=True)
-                rows.append((label, f"closed {CLIENTS} cl", run_load(port, paths, seconds=SECONDS, rate=None,
-                                                                      clients=CLIENTS)))
+                cpu_before = process_tree_cpu(server.pid)
+                result = run_load(port, paths, seconds=SECONDS, rate=None, clients=CLIENTS)
+                result.server_cpu = process_tree_cpu(server.pid) - cpu_before
+                rows.append((label, f"closed {CLIENTS} cl", result))
         finally:
             for proc in servers:
                 stop(proc)
@@ -412,7 +433,7 @@ def main() -> None:
           f"(target >= {TARGET_SPEEDUP:.0f}x: {'ok' if batched / single >= TARGET_SPEEDUP else 'MISSES'})")
 
     print(f"\nverification over HTTP: registry of {registry_rows:,} documents ({len(tokens):,} signed and "
-          f"verified, 5 % of them revoked), gunicorn {WORKERS} workers x {THREADS} threads (gthread), "
+          f"verified, 5 % of them revoked), gunicorn {WORKERS} workers x {THREADS} threads ({WORKER_CLASS}), "
           f"verification role, no rate limit")
     print(f"the load generator runs in this process on the same {os.cpu_count()} CPUs as both servers: "
           "it competes with them, so throughputs are a floor")
@@ -422,6 +443,10 @@ def main() -> None:
         codes = ",".join(f"{c}:{n}" for c, n in sorted(r.statuses.items()))
         print(f"{label:24} {load:>14} {r.requests:9,d} {r.rps:8.0f} {pct(r.latencies_ms, 0.5):7.1f} "
               f"{pct(r.latencies_ms, 0.95):7.1f} {pct(r.latencies_ms, 0.99):7.1f}  {codes}")
+    for label, _load, r in rows[2:]:
+        if r.server_cpu is not None:
+            print(f"{label}: {r.server_cpu / r.requests * 1000:.2f} ms of gunicorn CPU per request "
+                  "(closed loop; the database's own CPU not included)")
     bare_max, verify_max = rows[2][2].rps, rows[3][2].rps
     p99 = pct(rows[1][2].latencies_ms, 0.99)
     ratio = verify_max / bare_max

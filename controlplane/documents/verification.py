@@ -8,7 +8,7 @@ import hmac
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -64,12 +64,16 @@ class VerificationResult:
     sha256: str | None = None  # hex digest of the document file, for the upload check
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
+        # Every field is a scalar: a flat read, not asdict()'s recursive deep copy (hot on /verify).
+        out = {name: getattr(self, name) for name in _RESULT_FIELDS}
         out["verdict"] = str(self.verdict)
         for name in ("issued_at", "expires_at"):
             value = out[name]
             out[name] = value.isoformat().replace("+00:00", "Z") if value else None
         return out
+
+
+_RESULT_FIELDS = tuple(f.name for f in fields(VerificationResult))
 
 
 class PublicKeyCache:

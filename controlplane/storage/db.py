@@ -12,8 +12,10 @@ from typing import Any
 
 from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine.base import OptionEngine
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import Pool
 
 from controlplane.errors import ControlPlaneError, InvalidSettings
 from controlplane.settings import redact_url
@@ -66,12 +68,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str, *, echo: bool = False, pre_ping: bool = True) -> Engine:
-    """Build an engine, turning driver and URL problems into one readable error.
-
-    `pre_ping=False` skips the liveness round trip at each checkout: only for callers that retry
-    once on a disconnect themselves (see `Database.reader`).
-    """
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    """Build an engine, turning driver and URL problems into one readable error."""
     url = _normalise_url(url)
     try:
         parsed = make_url(url)
@@ -82,7 +80,7 @@ def make_engine(url: str, *, echo: bool = False, pre_ping: bool = True) -> Engin
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     else:
-        kwargs.update(pool_pre_ping=pre_ping, pool_size=5, max_overflow=10)
+        kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
     try:
         engine = create_engine(parsed, **kwargs)
     except (ArgumentError, NoSuchModuleError) as exc:
@@ -90,6 +88,14 @@ def make_engine(url: str, *, echo: bool = False, pre_ping: bool = True) -> Engin
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+class _OwnPoolOptionEngine(OptionEngine):
+    """An option engine (this engine's dialect, compiled cache and event listeners, so statement
+    counters and error hooks see its statements too) over another pool: OptionEngine's own `pool`
+    reads and writes the parent's."""
+
+    pool: Pool = None  # type: ignore[assignment]  # shadows the proxying property: a plain attribute
 
 
 class Database:
@@ -100,7 +106,7 @@ class Database:
         self.engine = make_engine(self.url, echo=echo)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         self._reader: Engine | None = None
-        self._reader_own: Engine | None = None  # the reader's own pool, disposed with this Database
+        self._reader_pool: Pool | None = None  # the reader's own pool, disposed with this Database
         self._reader_lock = threading.Lock()
 
     @property
@@ -111,14 +117,14 @@ class Database:
         if self._reader is None:
             with self._reader_lock:
                 if self._reader is None:
-                    reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
-                    if self.engine.dialect.name != "sqlite":  # SQLite has no server to lose
-                        # Only the pool differs: the reader keeps this engine's dialect and event
-                        # listeners (statement counters in tests, metrics) as any option engine does.
-                        self._reader_own = make_engine(
-                            self.url, echo=bool(self.engine.echo), pre_ping=False
-                        )
-                        reader.pool = self._reader_own.pool
+                    if self.engine.dialect.name == "sqlite":  # no server to lose: same pool
+                        reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+                    else:
+                        # The same pool settings, connect hooks and dialect; only without pre-ping.
+                        pool = self._reader_pool = self.engine.pool.recreate()
+                        pool._pre_ping = False
+                        reader = _OwnPoolOptionEngine(self.engine, {"isolation_level": "AUTOCOMMIT"})
+                        reader.pool = pool
                     self._reader = reader
         return self._reader
 
@@ -145,6 +151,6 @@ class Database:
             yield session
 
     def dispose(self) -> None:
-        if self._reader_own is not None:
-            self._reader_own.dispose()
+        if self._reader_pool is not None:
+            self._reader_pool.dispose()
         self.engine.dispose()
