@@ -20,7 +20,6 @@ from sqlalchemy import (
     case,
     column,
     func,
-    inspect,
     select,
     table,
 )
@@ -262,18 +261,16 @@ def tenant_activity(session: Session, start: datetime, end: datetime) -> list[Or
 
 @dataclass(frozen=True)
 class VerificationStats:
-    available: bool
     start: datetime
     end: datetime
     by_verdict: dict[str, int]
     by_issuer: dict[str, dict[str, int]]  # issuer -> verdict -> count
-    timeline: Timeline | None
+    timeline: Timeline
 
 
 def verification_stats(session: Session, start: datetime, end: datetime) -> VerificationStats:
-    """Counts from the documents capability's hourly table; `available` is False until it exists."""
-    if not inspect(session.get_bind()).has_table(VERIFICATION_TABLE):
-        return VerificationStats(False, start, end, {}, {}, None)
+    """Counts from the documents capability's hourly table (migration 0006; named here, not imported,
+    because documents is a layer above audit)."""
     t = table(VERIFICATION_TABLE, column("hour", DateTime(timezone=True)), column("issuer", String),
               column("verdict", String), column("count", BigInteger))
     window = and_(t.c.hour >= start, t.c.hour < end)
@@ -292,4 +289,4 @@ def verification_stats(session: Session, start: datetime, end: datetime) -> Veri
         counts.setdefault(str(label), {})[str(verdict)] = int(n)
     series = tuple(sorted(by_verdict, key=lambda v: -by_verdict[v]))
     chart = Timeline(unit, start, end, series, counts)
-    return VerificationStats(True, start, end, by_verdict, by_issuer, chart)
+    return VerificationStats(start, end, by_verdict, by_issuer, chart)

@@ -135,7 +135,7 @@ def documents() -> str:
     start, end = _window(flt)
     with context.database().transaction() as s:
         stats = q.verification_stats(s, start, end)
-    chart = build_chart(stats.timeline) if stats.timeline is not None else None
+    chart = build_chart(stats.timeline)
     return render_template("audit/documents.html", stats=stats, chart=chart, args=flt.as_args())
 
 
