@@ -21,8 +21,9 @@ with the same gunicorn settings; the closed loop also reports gunicorn's CPU per
 A Python load generator in this process (threads, keep-alive http.client) runs an open loop at
 CONTROLPLANE_BENCH_RATE req/s (latency measured from each request's scheduled time, so queueing
 counts) and a closed loop of CONTROLPLANE_BENCH_CLIENTS clients for the maximum throughput,
-CONTROLPLANE_BENCH_SECONDS each. The load generator shares the
-machine's CPUs with the servers: the figures are a floor.
+CONTROLPLANE_BENCH_SECONDS each; the closed loop runs CONTROLPLANE_BENCH_ROUNDS times per server,
+alternating, and also reports the server's and the local PostgreSQL's CPU per request. The load
+generator shares the machine's CPUs with the servers: the figures are a floor.
 """
 
 from __future__ import annotations
@@ -50,7 +51,15 @@ from sqlalchemy import insert, select, text, update  # noqa: E402
 
 from bench.baoserver import KV_MOUNT, TRANSIT_MOUNT, BaoDevServer  # noqa: E402
 from bench.console import bench_database, pct  # noqa: E402
-from bench.httpload import LoadResult, process_tree_cpu, run_load, start_gunicorn, stop, warm  # noqa: E402
+from bench.httpload import (  # noqa: E402
+    LoadResult,
+    database_cpu,
+    process_tree_cpu,
+    run_load,
+    start_gunicorn,
+    stop,
+    warm,
+)
 from controlplane.backends.keys import signing_key_name, tenant_policy_hcl, tenant_policy_name  # noqa: E402
 from controlplane.backends.vault import VaultKeys  # noqa: E402
 from controlplane.documents.issuance import MAX_BATCH, NewDocument, issue_documents  # noqa: E402
@@ -68,6 +77,7 @@ DOCS = env_int("DOCS", 10_000)
 SINGLE = env_int("SINGLE", 300)
 REGISTRY = env_int("REGISTRY", 1_000_000)
 SECONDS = env_int("SECONDS", 20)
+ROUNDS = env_int("ROUNDS", 3)
 RATE = env_int("RATE", 500)
 CLIENTS = env_int("CLIENTS", 16)
 THREADS = env_int("THREADS", 4)
@@ -201,6 +211,26 @@ def fill_registry(db: Database, target: int, token_sample: str, rng: random.Rand
 
 
 # --------------------------------------------------------------------------- main
+def closed_loop_rounds(
+    servers: list[tuple[str, int, subprocess.Popen[bytes]]], paths: list[str]
+) -> dict[str, LoadResult]:
+    """ROUNDS closed-loop runs per server, alternating which goes first: a machine that speeds up or
+    slows down during the run (shared hosts do) then weighs on both sides alike."""
+    merged: dict[str, LoadResult] = {}
+    for round_no in range(ROUNDS):
+        for label, port, server in servers if round_no % 2 == 0 else servers[::-1]:
+            print(f"  {label}: closed loop, {CLIENTS} clients for {SECONDS} s "
+                  f"(round {round_no + 1}/{ROUNDS})", flush=True)
+            cpu_before, db_before = process_tree_cpu(server.pid), database_cpu()
+            result = run_load(port, paths, seconds=SECONDS, rate=None, clients=CLIENTS)
+            result.server_cpu = process_tree_cpu(server.pid) - cpu_before
+            db_after = database_cpu()
+            if db_after is not None and db_before is not None:
+                result.database_cpu = db_after - db_before
+            merged[label] = merged[label].merge(result) if label in merged else result
+    return merged
+
+
 def main() -> None:
     rng = random.Random(5)
     workdir = Path(tempfile.mkdtemp(prefix="bench-documents-"))
@@ -266,13 +296,9 @@ def main() -> None:
                 print(f"  {label}: open loop {RATE} req/s for {SECONDS} s", flush=True)
                 rows.append((label, f"open {RATE}/s", run_load(port, paths, seconds=SECONDS, rate=RATE,
                                                                 clients=clients_open)))
-            for label, port, server in (("bare Flask JSON", bare_port, bare_proc),
-                                        ("verify API (registry)", verify_port, verify_proc)):
-                print(f"  {label}: closed loop, {CLIENTS} clients for {SECONDS} s", flush=True)
-                cpu_before = process_tree_cpu(server.pid)
-                result = run_load(port, paths, seconds=SECONDS, rate=None, clients=CLIENTS)
-                result.server_cpu = process_tree_cpu(server.pid) - cpu_before
-                rows.append((label, f"closed {CLIENTS} cl", result))
+            closed = closed_loop_rounds([("bare Flask JSON", bare_port, bare_proc),
+                                         ("verify API (registry)", verify_port, verify_proc)], paths)
+            rows.extend((label, f"closed {CLIENTS} cl", result) for label, result in closed.items())
         finally:
             for proc in servers:
                 stop(proc)
@@ -301,11 +327,16 @@ def main() -> None:
               f"{pct(r.latencies_ms, 0.95):7.1f} {pct(r.latencies_ms, 0.99):7.1f}  {codes}")
     for label, _load, r in rows[2:]:
         if r.server_cpu is not None:
-            print(f"{label}: {r.server_cpu / r.requests * 1000:.2f} ms of gunicorn CPU per request "
-                  "(closed loop; the database's own CPU not included)")
+            database = (f", database {r.database_cpu / r.requests * 1000:.2f} ms"
+                        if r.database_cpu is not None else "")
+            print(f"{label}: CPU per request (closed loop): "
+                  f"gunicorn {r.server_cpu / r.requests * 1000:.2f} ms{database}")
     bare_max, verify_max = rows[2][2].rps, rows[3][2].rps
     p99 = pct(rows[1][2].latencies_ms, 0.99)
     ratio = verify_max / bare_max
+    per_round = [v.rps / b.rps for b, v in zip(rows[2][2].rounds, rows[3][2].rounds, strict=True)]
+    print(f"closed loop in {ROUNDS} alternating rounds of {SECONDS} s each; verify/bare per round: "
+          + ", ".join(f"{x:.2f}" for x in per_round))
     print(f"max throughput verify/bare: {ratio:.2f} (target >= {TARGET_RATIO}: "
           f"{'ok' if ratio >= TARGET_RATIO else 'MISSES'}); verify p99 at {RATE} req/s: {p99:.1f} ms "
           f"(target < {TARGET_P99:.0f} ms: {'ok' if p99 < TARGET_P99 else 'MISSES'})")

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -97,6 +97,22 @@ def process_tree_cpu(pid: int) -> float:
     return total
 
 
+def database_cpu() -> float | None:
+    """CPU seconds used so far by every local PostgreSQL process (None when there is none, as with
+    SQLite): the registry reads cost the server CPU on the same cores as the load."""
+    total, found = 0.0, False
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if not comm.read_text().startswith("postgres"):
+                continue
+            fields = (comm.parent / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        found = True
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total if found else None
+
+
 @dataclass
 class LoadResult:
     requests: int
@@ -104,10 +120,25 @@ class LoadResult:
     latencies_ms: list[float]
     statuses: dict[int, int]
     server_cpu: float | None = None  # seconds of server CPU during the run (closed loop only)
+    database_cpu: float | None = None  # seconds of local PostgreSQL CPU during the run
+    rounds: list[LoadResult] = field(default_factory=list)  # the runs merged into this one
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds
+
+    def merge(self, other: LoadResult) -> LoadResult:
+        """This run and another as one: requests and seconds summed, so rps is time-weighted."""
+        def add(a: float | None, b: float | None) -> float | None:
+            return a + b if a is not None and b is not None else None
+
+        statuses = dict(self.statuses)
+        for code, n in other.statuses.items():
+            statuses[code] = statuses.get(code, 0) + n
+        return LoadResult(self.requests + other.requests, self.seconds + other.seconds,
+                          self.latencies_ms + other.latencies_ms, statuses,
+                          add(self.server_cpu, other.server_cpu), add(self.database_cpu, other.database_cpu),
+                          (self.rounds or [self]) + (other.rounds or [other]))
 
 
 def run_load(

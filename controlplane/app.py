@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from controlplane.backends import Backends, load_backends
 from controlplane.logging_setup import configure_logging
@@ -70,6 +71,12 @@ def create_app(settings: Settings | None = None, *, backends: Backends | None = 
     app.extensions["controlplane.backends_factory"] = lambda: load_backends(settings)
     app.extensions["controlplane.closers"] = []  # background work to stop at shutdown, newest first
     init_web(app)
+    if settings.proxy_hops:
+        # Outermost, so the verification fast path, rate limits and audit all see the real client.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops,
+            x_host=settings.proxy_hops,
+        )
     return app
 
 

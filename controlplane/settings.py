@@ -20,6 +20,7 @@ NON_SETTING_ENV = frozenset(
     {"CONFIG", "DEBUG", "TEST_DATABASE_URL", "FAULT_KILL_AFTER_ACTION", "ANSIBLE_RUN"}
 )
 REPO_ROOT = Path(__file__).resolve().parent.parent
+MAX_PROXY_HOPS = 5
 SUPPORTED_DB_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 ROLES = ("full", "verification")
@@ -64,6 +65,10 @@ class Settings:
     session_idle_minutes: int = 30
     session_absolute_hours: int = 12
     secure_cookies: bool = False
+    # Reverse proxies in front of this process that append to X-Forwarded-For/-Proto/-Host. The
+    # client address (rate limits, login lockout, audit) is taken that many hops back; 0 trusts no
+    # such header, so a client cannot pick its own address by sending one.
+    proxy_hops: int = 0
     # Ministry request rules (requests.rules.RequestRules): a quota growing beyond `factor` x its limit
     # needs `approvals` operators; auto-approval of decreases, and of one step (`fraction` of the limit)
     # up when usage is above `threshold` of it.
@@ -273,6 +278,8 @@ def validate_settings(settings: Settings) -> list[str]:
         problems.append(f"role: {settings.role!r} is not one of {', '.join(ROLES)}")
     if not 0 < settings.verification_port < 65536:
         problems.append(f"verification_port: {settings.verification_port} is outside 1-65535")
+    if not 0 <= settings.proxy_hops <= MAX_PROXY_HOPS:
+        problems.append(f"proxy_hops: {settings.proxy_hops} must be from 0 (no proxy) to {MAX_PROXY_HOPS}")
     if settings.verify_rate_per_minute < 0 or settings.verify_rate_burst < 1:
         problems.append("verify_rate_per_minute must be 0 (no limit) or more, verify_rate_burst at least 1")
     if settings.verify_upload_max_bytes < 1 or settings.verify_counts_flush_seconds <= 0:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, create_engine, event, text
+from sqlalchemy import MetaData, Select, create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.engine.base import OptionEngine
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
@@ -19,6 +19,7 @@ from sqlalchemy.pool import Pool
 
 from controlplane.errors import ControlPlaneError, InvalidSettings
 from controlplane.settings import redact_url
+from controlplane.storage.lookup import PointLookup
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ class Database:
         self._reader: Engine | None = None
         self._reader_pool: Pool | None = None  # the reader's own pool, disposed with this Database
         self._reader_lock = threading.Lock()
+        self._lookups: dict[int, PointLookup] = {}
 
     @property
     def reader(self) -> Engine:
@@ -127,6 +129,23 @@ class Database:
                         reader.pool = pool
                     self._reader = reader
         return self._reader
+
+    def point_lookup(self, statement: Select[*tuple[Any, ...]]) -> PointLookup:
+        """The PointLookup of a module-level SELECT, built on first use and kept (by the statement's
+        identity) until dispose(); it draws connections from the reader's pool."""
+        found = self._lookups.get(id(statement))
+        if found is None:
+            reader = self.reader  # outside the lock: building the reader takes it too
+            with self._reader_lock:
+                found = self._lookups.get(id(statement))
+                if found is None:
+                    found = self._lookups[id(statement)] = PointLookup(reader, reader.pool, statement)
+        return found
+
+    @property
+    def point_lookups(self) -> tuple[PointLookup, ...]:
+        """Every PointLookup built so far (tests hook into them to see what runs)."""
+        return tuple(self._lookups.values())
 
     @property
     def display_url(self) -> str:
@@ -151,6 +170,8 @@ class Database:
             yield session
 
     def dispose(self) -> None:
+        for lookup in self._lookups.values():
+            lookup.close()
         if self._reader_pool is not None:
             self._reader_pool.dispose()
         self.engine.dispose()

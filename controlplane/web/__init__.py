@@ -5,7 +5,16 @@ from __future__ import annotations
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
-from controlplane.web import auth, context, errors, i18n, metrics_http, security, verify_views
+from controlplane.web import (
+    auth,
+    context,
+    errors,
+    i18n,
+    metrics_http,
+    security,
+    verify_fastpath,
+    verify_views,
+)
 from controlplane.web.account_views import bp as account_bp
 from controlplane.web.api_audit import bp as api_audit_bp
 from controlplane.web.api_documents import bp as api_documents_bp
@@ -43,6 +52,7 @@ def init_web(app: Flask) -> None:
         # list and probes; no console, no operator or issuance API, so nothing there can act on
         # tenants or sign even if the process were taken over.
         app.add_url_rule("/api/v1/verify/<token>", "verify_json", api_documents_verify)
+        verify_fastpath.install(app, endpoint="verify_json")
         return
     app.register_blueprint(console_bp)
     app.register_blueprint(account_bp)
@@ -63,3 +73,4 @@ def init_web(app: Flask) -> None:
     csrf.exempt(api_documents_bp)  # bearer tokens only, and the public verify is a GET
     app.register_blueprint(api_documents_bp)
     app.register_blueprint(audit_bp)  # GET only: auditors read, nothing there changes state
+    verify_fastpath.install(app, endpoint="api_documents.verify")

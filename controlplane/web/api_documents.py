@@ -22,6 +22,7 @@ from controlplane.documents.qr import qr_png, qr_svg
 from controlplane.documents.revocation import MAX_REASON, revoke_document, supersede_document
 from controlplane.documents.signer import OrgSigner
 from controlplane.documents.tokens import MAX_TOKEN_CHARS, verification_url
+from controlplane.documents.verification import VerificationResult
 from controlplane.errors import InvalidInput, NotAuthenticated, NotFound
 from controlplane.storage import as_utc
 from controlplane.web import context
@@ -231,9 +232,16 @@ def supersede(serial: str) -> Response:
 @bp.get("/verify/<token>")
 def verify(token: str) -> Response | tuple[Response, int]:
     """Public: the verdict of a token as JSON (no personal data beyond the masked recipient). Text
-    that cannot be a token at all is also a 400, with the same verdict in the body."""
+    that cannot be a token at all is also a 400, with the same verdict in the body. Plain GETs are
+    answered in front of Flask by verify_fastpath with the same body; this view serves the rest."""
     result = verify_for_client(token)  # counted and rate-limited whatever it is
+    status, body = verdict_body(token, result)
+    return jsonify(body), status
+
+
+def verdict_body(token: str, result: VerificationResult) -> tuple[int, dict[str, object]]:
+    """The status and JSON body of a verdict, for this view and the fast path alike."""
     if not TOKEN_TEXT.fullmatch(token):
-        return jsonify({"error": "Malformed token", "message": f"a token is 1 to {MAX_TOKEN_CHARS} "
-                        "base32 characters (A-Z, 2-7)", **result.to_json()}), 400
-    return jsonify(result.to_json())
+        return 400, {"error": "Malformed token", "message": f"a token is 1 to {MAX_TOKEN_CHARS} "
+                     "base32 characters (A-Z, 2-7)", **result.to_json()}
+    return 200, result.to_json()

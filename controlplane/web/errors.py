@@ -12,6 +12,8 @@ from controlplane.errors import ControlPlaneError
 
 log = logging.getLogger(__name__)
 
+INTERNAL_ERROR = ("Internal error", "Something went wrong on our side; it was logged.")
+
 
 def _wants_json() -> bool:
     # A verification-only process (settings.role) has no console for the error page to link to.
@@ -55,4 +57,4 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response, int]:
         log.error("unexpected error on %s %s", request.method, request.path, exc_info=exc)
-        return _render(500, "Internal error", "Something went wrong on our side; it was logged.")
+        return _render(500, *INTERNAL_ERROR)

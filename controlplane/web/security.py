@@ -23,12 +23,17 @@ _ALWAYS = (
 _HSTS = ("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 
 
+def standard_headers(secure_cookies: bool) -> tuple[tuple[str, str], ...]:
+    """The headers every response carries (HSTS only where the site is served over HTTPS)."""
+    return (*_ALWAYS, _HSTS) if secure_cookies else _ALWAYS
+
+
 def _add_headers(response: Response) -> Response:
     headers = response.headers
     # One pass over the response's headers instead of a setdefault scan per header (every request,
     # the public verification API's above all); a view's own value still wins.
     present = {key.lower() for key, _ in headers}
-    wanted = (*_ALWAYS, _HSTS) if context.settings().secure_cookies else _ALWAYS
+    wanted = standard_headers(context.settings().secure_cookies)
     headers.extend([(key, value) for key, value in wanted if key.lower() not in present])
     if response.mimetype == "text/html":
         # Console pages carry tenant data; never let a shared cache keep them.

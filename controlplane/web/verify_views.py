@@ -27,7 +27,7 @@ from controlplane.documents.models import Document
 from controlplane.documents.publication import current_trust_list, publish_trust_list
 from controlplane.documents.verification import PublicKeyCache, Verdict, VerificationResult, verify_token
 from controlplane.errors import ControlPlaneError, InvalidInput
-from controlplane.storage import as_utc
+from controlplane.storage import Database, as_utc
 from controlplane.web import context
 from controlplane.web.ratelimit import TokenBucketLimiter, retry_after_header
 from controlplane.web.verification_counts import VerificationCounter
@@ -77,21 +77,26 @@ class VerificationState:
     trust_list: tuple[float, bytes] | None = None
     trust_list_lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def verify(self, database: Database, token: str, client_address: str) -> VerificationResult:
+        """Verify one token for a client: rate-limited by its address (RateLimited), then counted
+        by issuer and verdict only (no personal data). The page, the JSON view and the JSON fast
+        path (verify_fastpath) all come through here."""
+        wait = self.limiter.take(client_address)
+        if wait > 0:
+            raise RateLimited(wait)
+        result = verify_token(database, self.keys, token)
+        issuer = (result.issuer or "") if result.verdict in _AUTHENTIC else ""
+        self.counter.add(issuer, str(result.verdict))
+        return result
+
 
 def state() -> VerificationState:
     return cast(VerificationState, current_app.extensions[STATE])
 
 
 def verify_for_client(token: str) -> VerificationResult:
-    """Verify one token for this request's client: rate-limited by IP, then counted (no personal data)."""
-    shared = state()
-    wait = shared.limiter.take(request.remote_addr or "")
-    if wait > 0:
-        raise RateLimited(wait)
-    result = verify_token(context.database(), shared.keys, token)
-    issuer = (result.issuer or "") if result.verdict in _AUTHENTIC else ""
-    shared.counter.add(issuer, str(result.verdict))
-    return result
+    """Verify one token for this request's client (see VerificationState.verify)."""
+    return state().verify(context.database(), token, request.remote_addr or "")
 
 
 # ------------------------------------------------------------------------------------- page

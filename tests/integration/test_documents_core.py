@@ -140,14 +140,21 @@ def test_verification_is_one_primary_key_select(
 ) -> None:
     [doc] = issue(database, signer, org)
     verify_token(database, cache, doc.token)  # warm the key cache
-    statements: list[str] = []
+    statements: list[str] = []  # through the engine (ORM and Core)
     listener = lambda *args: statements.append(args[2])  # noqa: E731
+    point_reads: list[str] = []  # through storage.lookup's driver connections
+    lookups = database.point_lookups
+    for lookup in lookups:
+        lookup.before_execute.append(lambda _conn, sql=lookup.sql: point_reads.append(sql))
     event.listen(database.engine, "before_cursor_execute", listener)
     try:
         assert verify_token(database, cache, doc.token).verdict is Verdict.VALID
     finally:
         event.remove(database.engine, "before_cursor_execute", listener)
-    [sql] = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+        for lookup in lookups:
+            lookup.before_execute.clear()
+    assert statements == []
+    [sql] = point_reads
     assert "FROM documents" in sql and "documents.serial =" in sql
 
 

@@ -1,17 +1,16 @@
-"""The public verification read path: no pre-ping round trip, one retry after a dropped connection,
-the JSON shape of a verdict and the security headers on /api/v1/verify/<token>."""
+"""The public verification read path: driver connections kept for point reads (the libpq shortcut
+on PostgreSQL), one retry after a dropped connection, the JSON shape of a verdict and the security
+headers on /api/v1/verify/<token>."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import ExceptionContext
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
 from controlplane.backends.keys import KeyBackend
@@ -20,6 +19,8 @@ from controlplane.documents.signer import OrgSigner
 from controlplane.documents.trustlist import ROOT_KEY_NAME
 from controlplane.documents.verification import PublicKeyCache, Verdict, verify_token
 from controlplane.storage import Database
+from controlplane.storage.lookup import LookupUnavailable, PointLookup
+from controlplane.storage.lookup_libpq import LibpqStatement
 from controlplane.tenancy.models import Tenant
 from tests.fixtures.documents import prepare_signing_org
 from tests.fixtures.vault import VaultJanitor
@@ -63,6 +64,16 @@ def test_the_reader_skips_pre_ping_and_needs_no_transaction(database: Database) 
         assert conn.execute(text("SELECT 1")).scalar() == 1
 
 
+def _terminate_others(admin: Engine) -> int:
+    with admin.connect() as conn:
+        return len(conn.execute(text(TERMINATE_OTHERS)).scalars().all())
+
+
+def registry_lookup(database: Database) -> PointLookup:
+    [lookup] = [lk for lk in database.point_lookups if "FROM documents" in lk.sql]
+    return lookup
+
+
 def test_verification_retries_once_after_the_server_dropped_its_connections(
     database: Database, signer: OrgSigner, org: str
 ) -> None:
@@ -70,25 +81,19 @@ def test_verification_retries_once_after_the_server_dropped_its_connections(
         pytest.skip("SQLite has no server whose connections could be terminated")
     cache = PublicKeyCache(database, refresh_interval=3600)
     doc = issue_one(database, signer, org)
-    assert verify_token(database, cache, doc.token).verdict is Verdict.VALID  # pools a reader connection
-    disconnects: list[bool] = []
-
-    def seen(ctx: ExceptionContext) -> None:
-        disconnects.append(ctx.is_disconnect)
-
+    assert verify_token(database, cache, doc.token).verdict is Verdict.VALID  # keeps a connection
+    lookup = registry_lookup(database)
+    assert lookup.reconnects == 0
     admin = create_engine(database.engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    event.listen(database.engine, "handle_error", seen)
     try:
-        with admin.connect() as conn:
-            assert conn.execute(text(TERMINATE_OTHERS)).scalars().all()  # the pooled one at least
-        # Without pre-ping the pooled connection is found dead by the SELECT itself: one failed
-        # attempt, then a fresh connection, and the citizen still gets the verdict.
+        assert _terminate_others(admin) >= 1  # the kept one at least
+        # The kept connection is found dead by the read itself: one failed attempt, then a fresh
+        # connection, and the citizen still gets the verdict.
         assert verify_token(database, cache, doc.token).verdict is Verdict.VALID
-        assert disconnects == [True]
+        assert lookup.reconnects == 1
         assert verify_token(database, cache, doc.token).verdict is Verdict.VALID
-        assert disconnects == [True]  # the pool was renewed: no second failure
+        assert lookup.reconnects == 1  # the new connection stays: no second failure
     finally:
-        event.remove(database.engine, "handle_error", seen)
         admin.dispose()
 
 
@@ -97,25 +102,59 @@ def test_a_second_failure_is_not_hidden(database: Database, signer: OrgSigner, o
         pytest.skip("SQLite has no server whose connections could be terminated")
     cache = PublicKeyCache(database, refresh_interval=3600)
     doc = issue_one(database, signer, org)
+    verify_token(database, cache, doc.token)
+    lookup = registry_lookup(database)
+    admin = create_engine(database.engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     attempts: list[bool] = []
 
-    def kill_every_statement(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    def terminate_under_each_read_fault(_connection: object) -> None:
         # Fault injection: the server drops the connection under each registry read.
-        if "FROM documents" in statement:
-            attempts.append(True)
-            with admin.connect() as other:
-                other.execute(text(TERMINATE_OTHERS))
+        attempts.append(True)
+        _terminate_others(admin)
 
-    admin = create_engine(database.engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    event.listen(database.engine, "before_cursor_execute", kill_every_statement)
+    lookup.before_execute.append(terminate_under_each_read_fault)
     try:
-        with pytest.raises(DBAPIError) as caught:
+        with pytest.raises(LookupUnavailable) as caught:
             verify_token(database, cache, doc.token)
-        assert caught.value.connection_invalidated
+        assert caught.value.status == 503
         assert len(attempts) == 2  # the first try and exactly one retry
+        assert lookup.reconnects == 1
     finally:
-        event.remove(database.engine, "before_cursor_execute", kill_every_statement)
+        lookup.before_execute.clear()
         admin.dispose()
+    assert verify_token(database, cache, doc.token).verdict is Verdict.VALID  # and it recovers
+
+
+def test_the_libpq_shortcut_and_the_cursor_give_the_same_rows(
+    database: Database, signer: OrgSigner, org: str
+) -> None:
+    if database.engine.dialect.name == "sqlite":
+        pytest.skip("the libpq shortcut exists only on PostgreSQL")
+    docs = [issue_one(database, signer, org) for _ in range(3)]
+    cache = PublicKeyCache(database, refresh_interval=3600)
+    verify_token(database, cache, docs[0].token)
+    lookup = registry_lookup(database)
+    plain = PointLookup(database.reader, database.reader.pool, lookup.statement)
+    plain._libpq = None  # the cursor path only, as on SQLite
+    try:
+        for doc in docs:
+            serial = {"serial": doc.serial}
+            assert lookup.first(serial) == plain.first(serial) is not None
+        assert lookup.first({"serial": "0" * 32}) is None and plain.first({"serial": "0" * 32}) is None
+        [held] = lookup._idle
+        assert held.prepared is True  # the rows above came from PQexecPrepared
+    finally:
+        plain.close()
+
+
+def test_a_statement_the_shortcut_cannot_convert_stays_on_the_cursor() -> None:
+    assert LibpqStatement.from_pyformat("SELECT a FROM t WHERE k = %(k)s", [str]) is not None
+    assert LibpqStatement.from_pyformat("SELECT a FROM t WHERE k = %(k)s OR j = %(k)s", [str]) is None
+    assert LibpqStatement.from_pyformat("SELECT a FROM t WHERE k LIKE 'x%%' AND k = %(k)s", [str]) is None
+    assert LibpqStatement.from_pyformat("SELECT a FROM t WHERE k = %(k)s", [float]) is None
+    numbered = LibpqStatement.from_pyformat("SELECT a, b FROM t WHERE k = %(k)s AND v = %(v)s", [str, int])
+    assert numbered is not None and numbered.sql == b"SELECT a, b FROM t WHERE k = $1 AND v = $2"
+    assert numbered.names == ("k", "v")
 
 
 def test_the_api_verdict_is_flat_json_with_security_headers(

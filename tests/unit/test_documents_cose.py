@@ -9,7 +9,8 @@ import re
 
 import cbor2
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from controlplane.documents.claims import Claims
 from controlplane.documents.cose import (
@@ -170,3 +171,35 @@ class TestTokens:
         assert token == "AE"
         with pytest.raises(MalformedToken, match="padding"):
             decode_token("AF")
+
+
+def _openssl_accepts(public_key: bytes, sign1_bytes: bytes) -> bool:
+    sign1 = decode_sign1(sign1_bytes)
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(
+            sign1.signature, sig_structure(sign1.protected_raw, sign1.payload))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def test_libsodium_and_openssl_agree_on_genuine_and_altered_signatures() -> None:
+    """verify_signature uses libsodium for speed; it must never accept what OpenSSL refuses."""
+    for _ in range(5):
+        key = Ed25519PrivateKey.generate()
+        public = key.public_key().public_bytes_raw()
+        genuine = sign_locally(key, make_claims())
+        sign1 = decode_sign1(genuine)
+        assert verify_signature(sign1, public) and _openssl_accepts(public, genuine)
+        assert verify_signature(sign1, key.public_key())  # the trust list's key objects too
+        head = len(genuine) - 64
+        for bit in range(64 * 8):  # every single-bit change of the signature
+            altered = bytearray(genuine)
+            altered[head + bit // 8] ^= 1 << (bit % 8)
+            assert not verify_signature(decode_sign1(bytes(altered)), public)
+            assert not _openssl_accepts(public, bytes(altered))
+        other = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+        assert not verify_signature(sign1, other) and not _openssl_accepts(other, genuine)
+    small_order = bytes(32)  # a valid point encoding of order 4: OpenSSL takes it as a key
+    assert not verify_signature(sign1, small_order)
+    assert not verify_signature(sign1, public[:31])  # wrong length: refused, never an exception

@@ -75,3 +75,11 @@ def test_redacted_settings_hide_secrets_and_db_passwords(tmp_path: Path) -> None
     assert shown["vault_token"] == "***"
     assert "hunter2hunter2" not in str(shown)
     assert redact_url("postgresql://u:pw@h/d") == "postgresql://u:***@h/d"
+
+
+@pytest.mark.parametrize("hops", ["-1", "6"])
+def test_proxy_hops_outside_zero_to_five_is_refused(tmp_path: Path, hops: str) -> None:
+    env = {"CONTROLPLANE_INSTANCE_PATH": str(tmp_path), "CONTROLPLANE_PROXY_HOPS": hops}
+    with pytest.raises(InvalidSettings, match="proxy_hops"):
+        load_settings(environ=env)
+    assert load_settings(environ={**env, "CONTROLPLANE_PROXY_HOPS": "2"}).proxy_hops == 2
