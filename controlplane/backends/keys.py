@@ -162,6 +162,10 @@ class KeyBackend(Protocol):
 
     def delete_approle(self, role_name: str) -> None: ...
 
+    def destroy_secret_id(self, role_name: str, accessor: str) -> None:
+        """Make that secret_id (named by its accessor) unusable at once; an unknown one is done."""
+        ...
+
     def login_approle(self, role_id: str, secret_id: str) -> KeyBackend:
         """An adapter of the same backend authenticated as that AppRole.
 

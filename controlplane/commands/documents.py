@@ -216,8 +216,9 @@ def issue(ctx: Any, org: str, doc_type: str, title: str, recipient: str, file_pa
     item = NewDocument.parse({"doc_type": doc_type, "title": title, "recipient": recipient,
                               "sha256": digest.hexdigest(), "expires_at": expires})
     database, keys = _database_and_keys(ctx)
-    [doc] = issue_documents(database, OrgSigner(keys), org, [item], initiator="cli:documents-issue",
-                            base_url=ctx.settings.verify_base_url)
+    with OrgSigner(keys) as signer:
+        [doc] = issue_documents(database, signer, org, [item], initiator="cli:documents-issue",
+                                base_url=ctx.settings.verify_base_url)
     click.echo(f"serial: {doc.serial}\ntoken:  {doc.token}\nurl:    {doc.url}")
     if qr_out:
         Path(qr_out).write_bytes(qr_png(doc.url, scale=8))
@@ -264,9 +265,10 @@ def import_command(ctx: Any, csv_file: str, org: str, batch_size: int) -> None:
             bar.update(report.rows_read - shown)
             shown = report.rows_read
 
-        report = import_rows(database, OrgSigner(keys), org, csv.DictReader(fh),
-                             initiator="cli:documents-import", base_url=ctx.settings.verify_base_url,
-                             batch_size=batch_size, on_progress=progress)
+        with OrgSigner(keys) as signer:
+            report = import_rows(database, signer, org, csv.DictReader(fh),
+                                 initiator="cli:documents-import", base_url=ctx.settings.verify_base_url,
+                                 batch_size=batch_size, on_progress=progress)
         bar.update(report.rows_read - shown)
     for bad in report.bad:
         where = f"ref {bad.ref}: " if bad.ref else ""

@@ -16,15 +16,15 @@ from controlplane.backends.keys import (
     signing_key_name,
     tenant_policy_name,
 )
-from controlplane.errors import BackendNotFound, BackendPermissionDenied
+from controlplane.errors import BackendNotFound, BackendPermissionDenied, ControlPlaneError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # A cached identity is replaced after this long (or 90 % of its secret_id's TTL if shorter). The
-# adapter logs in again by itself whenever a token nears its TTL, so this only bounds how many
-# secret_ids we mint: each stays valid in Vault for its full TTL (the port cannot destroy one),
-# so a new one per org per process every 12 h, not every few minutes.
+# adapter logs in again by itself whenever a token nears its TTL (with the same secret_id), so the
+# secret_id lives as long as its identity; a replaced or forgotten identity's secret_id is
+# destroyed in Vault at once, so at most one per org per process is ever usable.
 IDENTITY_MAX_AGE = 12 * 3600.0
 # Key metadata (latest version, public keys) is reread after this long: a rotation is picked up
 # within seconds, and a burst of single-document issues does not cost a Vault read each.
@@ -35,6 +35,8 @@ KEY_MAX_AGE = 10.0
 class _Identity:
     backend: KeyBackend
     expires_at: float
+    role: str
+    secret_accessor: str  # destroyed in Vault once this identity is replaced or forgotten
 
 
 @dataclass
@@ -78,9 +80,9 @@ class OrgSigner:
             age = IDENTITY_MAX_AGE
             if secret.ttl_seconds > 0:
                 age = min(age, secret.ttl_seconds * 0.9)
-            self._identities[org] = _Identity(backend, now + age)
+            self._identities[org] = _Identity(backend, now + age, role, secret.accessor)
             if cached is not None:
-                _close(cached.backend)
+                self._retire(cached)
             log.info("signing identity for %s ready (AppRole %s)", org, role)
             return backend
 
@@ -107,7 +109,27 @@ class OrgSigner:
             cached = self._identities.pop(org, None)
             self._key_cache.pop(org, None)
         if cached is not None:
-            _close(cached.backend)
+            self._retire(cached)
+
+    def close(self) -> None:
+        """Forget every identity (their secret_ids destroyed): at shutdown, or when done."""
+        for org in list(self._identities):
+            self.forget(org)
+
+    def __enter__(self) -> OrgSigner:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _retire(self, identity: _Identity) -> None:
+        _close(identity.backend)
+        try:
+            self.keys.destroy_secret_id(identity.role, identity.secret_accessor)
+        except ControlPlaneError as exc:
+            # Signing must not fail over hygiene: the secret_id still expires with its TTL.
+            log.warning("secret_id of AppRole %s not destroyed (it expires by itself): %s",
+                        identity.role, exc.message)
 
     def _with_identity(self, org: str, call: Callable[[KeyBackend], T]) -> T:
         was_cached = org in self._identities

@@ -51,7 +51,10 @@ def _signer() -> OrgSigner:
         if backends is None:
             raise error or InvalidInput("the key backend is not configured")
         with _signer_lock:
-            ext.setdefault(_SIGNER, OrgSigner(backends.keys))
+            if ext.get(_SIGNER) is None:
+                signer = ext[_SIGNER] = OrgSigner(backends.keys)
+                # At shutdown its Vault identities go, their secret_ids destroyed.
+                ext["controlplane.closers"].append(signer.close)
     return cast(OrgSigner, ext[_SIGNER])
 
 

@@ -320,6 +320,20 @@ class KeyBackendContract:
         with pytest.raises(BackendPermissionDenied):
             backend.login_approle(role.role_id, secret_id.value)
 
+    def test_a_destroyed_secret_id_no_longer_logs_in(
+        self, backend: KeyBackend, janitor: VaultJanitor
+    ) -> None:
+        name = janitor.approle(fresh_name("role"))
+        role = backend.ensure_approle(name, [], token_ttl=300, secret_id_ttl=300, secret_id_num_uses=0)
+        kept, destroyed = backend.issue_secret_id(name), backend.issue_secret_id(name)
+
+        backend.destroy_secret_id(name, destroyed.accessor)
+        backend.destroy_secret_id(name, destroyed.accessor)  # already gone: done
+
+        with pytest.raises(BackendPermissionDenied):
+            backend.login_approle(role.role_id, destroyed.value)
+        assert all(c.ok for c in backend.login_approle(role.role_id, kept.value).check())  # only that one
+
     def test_deleted_approle_no_longer_logs_in(
         self, backend: KeyBackend, janitor: VaultJanitor
     ) -> None:

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from controlplane.audit.models import AuditEvent
-from controlplane.backends.keys import KeyBackend, Signature, signing_key_name
+from controlplane.backends.keys import KeyBackend, SecretId, Signature, signing_key_name, tenant_policy_name
 from controlplane.documents.claims import Claims
 from controlplane.documents.cose import encode_sign1, protected_header, sig_structure
 from controlplane.documents.issuance import IssuedDocument, NewDocument, issue_documents
@@ -266,7 +266,7 @@ def test_org_identities_are_cached_until_shortly_before_the_secret_id_expires(
 ) -> None:
     org = prepare_signing_org(vault_keys, janitor, secret_id_ttl=600)
     now = [1000.0]
-    signer = OrgSigner(vault_keys, clock=lambda: now[0])
+    signer = OrgSigner(IssuedSecretsRecorder(vault_keys), clock=lambda: now[0])
     first = signer.identity(org)
     now[0] += 539  # the test AppRole's secret_id lives 600 s: replaced after 90 % of that
     assert signer.identity(org) is first
@@ -275,6 +275,30 @@ def test_org_identities_are_cached_until_shortly_before_the_secret_id_expires(
     assert second is not first
     assert second.sign(signing_key_name(org), [b"still works"])[0].key_version == 1
     signer.forget(org)
+    # Each replaced or forgotten identity's secret_id was destroyed in Vault, not left to expire.
+    role = tenant_policy_name(org)
+    role_id = vault_keys.read_role_id(role)
+    issued = signer.keys.issued  # type: ignore[attr-defined]
+    assert len(issued) == 2
+    for secret in issued:
+        with pytest.raises(BackendPermissionDenied):
+            vault_keys.login_approle(role_id, secret.value)
+
+
+class IssuedSecretsRecorder:
+    """The real backend, remembering the secret_ids it issued (to try them again afterwards)."""
+
+    def __init__(self, keys: KeyBackend) -> None:
+        self._keys = keys
+        self.issued: list[SecretId] = []
+
+    def issue_secret_id(self, role_name: str) -> SecretId:
+        secret = self._keys.issue_secret_id(role_name)
+        self.issued.append(secret)
+        return secret
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._keys, name)
 
 
 def test_a_signing_failure_writes_nothing(database: Database, vault_keys: KeyBackend, org: str) -> None:

@@ -6,6 +6,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import hvac
+
 from controlplane.backends.keys import RETIRED_KEYS_POLICY, AppRole, SecretId
 from controlplane.backends.vault.client import VaultClient, logger
 from controlplane.backends.vault.errors import BACKEND
@@ -130,6 +132,28 @@ class PoliciesMixin(VaultClient):
             ttl_seconds=int(data.get("secret_id_ttl") or 0),
             num_uses=int(data.get("secret_id_num_uses") or 0),
         )
+
+    def destroy_secret_id(self, role_name: str, accessor: str) -> None:
+        check_name(role_name, "role")
+
+        def destroy(client: Any) -> bool:
+            try:
+                client.auth.approle.destroy_secret_id_accessor(
+                    role_name, accessor, mount_point=self.approle_mount)
+            except hvac.exceptions.InternalServerError as exc:
+                # Vault and OpenBao answer 500 for an accessor they no longer hold (expired or
+                # destroyed before): unusable either way, which is what the caller asked for.
+                if "failed to find accessor entry" in str(exc):
+                    return False
+                raise
+            return True
+
+        try:
+            destroyed = self._call(f"destroy a secret_id of AppRole {role_name}", destroy)
+        except BackendNotFound:
+            return  # the role itself is gone
+        if destroyed:
+            logger.info("secret_id destroyed for AppRole %s (accessor %s)", role_name, accessor)
 
     def delete_approle(self, role_name: str) -> None:
         check_name(role_name, "role")
