@@ -40,6 +40,7 @@ class AuditAction(StrEnum):
     API_TOKEN_REVOKE = "api_token:revoke"  # noqa: S105 - an action name
     API_TOKEN_USE = "api_token:use"  # noqa: S105 - an action name
     AUDIT_CONSOLE_EXPORT = "audit:console:export"  # an auditor downloaded filtered events
+    AUDIT_HOURS_RECOUNT = "audit:hours:recount"  # the timeline's hourly counts rebuilt from the log
     DOCUMENT_ISSUE = "document:issue"
     DOCUMENT_REVOKE = "document:revoke"
     DOCUMENT_SUPERSEDE = "document:supersede"

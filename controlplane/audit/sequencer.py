@@ -20,7 +20,7 @@ from sqlalchemy import Table, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from controlplane.audit import merkle
+from controlplane.audit import hours, merkle
 from controlplane.audit.cadf import canonical_json, record_of_row
 from controlplane.audit.checkpoints import (
     AUDIT_KEY,
@@ -126,6 +126,9 @@ def integrate_batch(session: Session, *, batch_size: int = BATCH_SIZE) -> Integr
         size, [stored[c] for c in coords], (leaf_hash_of_row(tuple(r)) for r in rows)
     )
     write_leaf_indexes(session, [(r[0], size + k) for k, r in enumerate(rows)])
+    # Counted in the same transaction that sequences them: once each, and never before (the
+    # timeline reads the log itself for events still waiting).
+    hours.add_events(session, ((r[2], r[8], r[4]) for r in rows))  # occurred_at, org, outcome
     # RETURNING makes SQLAlchemy batch the rows into multi-row INSERTs ("insertmanyvalues").
     nodes = cast(Table, AuditTreeNode.__table__)
     session.execute(

@@ -54,6 +54,23 @@ def sequence(ctx: Any, cosign: bool) -> None:
         click.echo(f"the witness co-signed tree size {witnessed.tree_size}")
 
 
+@audit.command("recount-hours")
+@pass_ctx
+def recount_hours(ctx: Any) -> None:
+    """Recount the per-hour event counts behind the auditor's timeline from the log itself (after
+    restoring a backup, say). The log is only read; the recount is itself an audit event."""
+    from controlplane.audit import hours, record_event
+    from controlplane.audit.events import AuditAction
+
+    db = ctx.database()
+    db.ping()
+    with db.transaction() as session:
+        counted = hours.rebuild(session)
+        record_event(session, action=AuditAction.AUDIT_HOURS_RECOUNT, initiator="cli:audit",
+                     target="audit_event_hours", detail={"events": counted})
+    click.echo(f"recounted {counted} sequenced event(s) into hourly counts")
+
+
 @audit.command()
 @click.option(
     "--audit-key",
