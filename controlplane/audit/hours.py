@@ -5,21 +5,18 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from controlplane.audit.models import ALL_ORGS, AuditEvent, AuditEventHour
 from controlplane.storage import as_utc
+from controlplane.storage.counts import AddingUpsert, hour_of
+
+__all__ = ["add_events", "counted_events", "hour_of", "next_hour", "rebuild"]
 
 HourKey = tuple[datetime, str, str]  # hour, org (or ALL_ORGS), outcome
 REBUILD_BATCH = 10_000
-
-
-def hour_of(moment: datetime) -> datetime:
-    return as_utc(moment).replace(minute=0, second=0, microsecond=0)
 
 
 def next_hour(moment: datetime) -> datetime:
@@ -36,23 +33,11 @@ def add_events(session: Session, events: Iterable[tuple[datetime, str, str]]) ->
         hour = hour_of(at)
         counts[(hour, org, outcome)] += 1
         counts[(hour, ALL_ORGS, outcome)] += 1
-    if not counts:
-        return
     rows = [{"hour": h, "org": o, "outcome": r, "events": n} for (h, o, r), n in sorted(counts.items())]
-    # One statement run for many parameter sets (psycopg pipelines them), compiled once and cached:
-    # a VALUES list of thousands of rows cost 0.6 s a sequencer batch just to compile.
-    session.execute(_UPSERT[session.get_bind().dialect.name], rows)
+    _UPSERT.run(session.get_bind().dialect.name, session.execute, rows)
 
 
-def _upsert(make_insert: Any) -> Any:
-    stmt = make_insert(AuditEventHour)
-    return stmt.on_conflict_do_update(
-        index_elements=["hour", "org", "outcome"],
-        set_={"events": AuditEventHour.events + stmt.excluded["events"]},
-    )
-
-
-_UPSERT = {"postgresql": _upsert(postgresql.insert), "sqlite": _upsert(sqlite.insert)}
+_UPSERT = AddingUpsert(AuditEventHour, ["hour", "org", "outcome"], "events")
 
 
 def rebuild(session: Session) -> int:

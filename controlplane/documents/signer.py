@@ -81,10 +81,10 @@ class OrgSigner:
             if secret.ttl_seconds > 0:
                 age = min(age, secret.ttl_seconds * 0.9)
             self._identities[org] = _Identity(backend, now + age, role, secret.accessor)
-            if cached is not None:
-                self._retire(cached)
-            log.info("signing identity for %s ready (AppRole %s)", org, role)
-            return backend
+        log.info("signing identity for %s ready (AppRole %s)", org, role)
+        if cached is not None:
+            self._retire(cached)  # outside the lock: other orgs need not wait for this Vault call
+        return backend
 
     def public_keys(self, org: str, *, fresh: bool = False) -> SigningKey:
         """The org's signing key as its own identity reads it: latest version and public keys."""

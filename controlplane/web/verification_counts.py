@@ -9,11 +9,11 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from controlplane.documents.models import VerificationCount
 from controlplane.storage import Database, utcnow
+from controlplane.storage.counts import AddingUpsert, hour_of
 
 log = logging.getLogger(__name__)
 
@@ -21,10 +21,6 @@ FLUSH_EVERY = 1000  # increments: a burst is written before it grows large, not 
 MAX_ISSUER = 64  # the column's width
 
 Key = tuple[datetime, str, str]
-
-
-def hour_of(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
 
 
 class VerificationCounter:
@@ -108,14 +104,10 @@ class VerificationCounter:
                 log.exception("flushing verification counts failed")
 
 
+_UPSERT = AddingUpsert(VerificationCount, ["hour", "issuer", "verdict"], "count")
+
+
 def upsert_counts(dialect: str, execute: Callable[..., object], batch: Counter[Key]) -> None:
-    """Add the batch to the table: INSERT ... ON CONFLICT (hour, issuer, verdict) DO UPDATE, which
-    SQLite and PostgreSQL spell the same way, so concurrent workers add up instead of overwriting."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    """Add the batch to the table (storage.counts.AddingUpsert): concurrent workers add up."""
     rows = [{"hour": h, "issuer": i, "verdict": v, "count": n} for (h, i, v), n in sorted(batch.items())]
-    stmt = insert(VerificationCount).values(rows)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["hour", "issuer", "verdict"],
-        set_={"count": VerificationCount.count + stmt.excluded["count"]},
-    )
-    execute(stmt)
+    _UPSERT.run(dialect, execute, rows)

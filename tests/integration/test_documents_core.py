@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from controlplane.audit.models import AuditEvent
-from controlplane.backends.keys import KeyBackend, SecretId, Signature, signing_key_name, tenant_policy_name
+from controlplane.backends.keys import KeyBackend, Signature, signing_key_name
 from controlplane.documents.claims import Claims
 from controlplane.documents.cose import encode_sign1, protected_header, sig_structure
 from controlplane.documents.issuance import IssuedDocument, NewDocument, issue_documents
@@ -31,7 +31,7 @@ from controlplane.documents.trustlist import (
     load_trust_list,
 )
 from controlplane.documents.verification import PublicKeyCache, Verdict, verify_offline, verify_token
-from controlplane.errors import BackendPermissionDenied, Conflict, InvalidInput, NotFound, TemporaryError
+from controlplane.errors import Conflict, InvalidInput, NotFound, TemporaryError
 from controlplane.storage import Database, utcnow
 from controlplane.tenancy.models import SigningPublicKey, Tenant
 from tests.fixtures.documents import prepare_signing_org
@@ -246,59 +246,6 @@ def test_tokens_signed_with_another_orgs_key_are_forged_or_unknown(
         is Verdict.UNKNOWN_ISSUER
     # Genuine, but never registered.
     assert verify_token(database, cache, forge(signer, org, issuer=org)).verdict is Verdict.NOT_FOUND
-
-
-def test_vault_policy_refuses_an_org_identity_signing_with_another_orgs_key(
-    signer: OrgSigner, org: str, vault_keys: KeyBackend, janitor: VaultJanitor
-) -> None:
-    other = prepare_signing_org(vault_keys, janitor)
-    identity = signer.identity(org)
-    assert identity.sign(signing_key_name(org), [b"mine"])[0].key_name == org
-    # Our code never asks for this; the point is that Vault itself says 403.
-    with pytest.raises(BackendPermissionDenied) as caught:
-        identity.sign(signing_key_name(other), [b"not mine"])
-    assert caught.value.status == 403
-    assert signer.identity(org) is identity  # cached
-
-
-def test_org_identities_are_cached_until_shortly_before_the_secret_id_expires(
-    vault_keys: KeyBackend, janitor: VaultJanitor
-) -> None:
-    org = prepare_signing_org(vault_keys, janitor, secret_id_ttl=600)
-    now = [1000.0]
-    signer = OrgSigner(IssuedSecretsRecorder(vault_keys), clock=lambda: now[0])
-    first = signer.identity(org)
-    now[0] += 539  # the test AppRole's secret_id lives 600 s: replaced after 90 % of that
-    assert signer.identity(org) is first
-    now[0] += 2
-    second = signer.identity(org)
-    assert second is not first
-    assert second.sign(signing_key_name(org), [b"still works"])[0].key_version == 1
-    signer.forget(org)
-    # Each replaced or forgotten identity's secret_id was destroyed in Vault, not left to expire.
-    role = tenant_policy_name(org)
-    role_id = vault_keys.read_role_id(role)
-    issued = signer.keys.issued  # type: ignore[attr-defined]
-    assert len(issued) == 2
-    for secret in issued:
-        with pytest.raises(BackendPermissionDenied):
-            vault_keys.login_approle(role_id, secret.value)
-
-
-class IssuedSecretsRecorder:
-    """The real backend, remembering the secret_ids it issued (to try them again afterwards)."""
-
-    def __init__(self, keys: KeyBackend) -> None:
-        self._keys = keys
-        self.issued: list[SecretId] = []
-
-    def issue_secret_id(self, role_name: str) -> SecretId:
-        secret = self._keys.issue_secret_id(role_name)
-        self.issued.append(secret)
-        return secret
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._keys, name)
 
 
 def test_a_signing_failure_writes_nothing(database: Database, vault_keys: KeyBackend, org: str) -> None:

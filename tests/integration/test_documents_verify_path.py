@@ -22,7 +22,7 @@ from controlplane.storage import Database
 from controlplane.storage.lookup import LookupUnavailable, PointLookup
 from controlplane.storage.lookup_libpq import LibpqStatement
 from controlplane.tenancy.models import Tenant
-from tests.fixtures.documents import prepare_signing_org
+from tests.fixtures.documents import prepare_signing_org, registry_lookup
 from tests.fixtures.vault import VaultJanitor
 
 pytestmark = pytest.mark.integration
@@ -67,11 +67,6 @@ def test_the_reader_skips_pre_ping_and_needs_no_transaction(database: Database) 
 def _terminate_others(admin: Engine) -> int:
     with admin.connect() as conn:
         return len(conn.execute(text(TERMINATE_OTHERS)).scalars().all())
-
-
-def registry_lookup(database: Database) -> PointLookup:
-    [lookup] = [lk for lk in database.point_lookups if "FROM documents" in lk.sql]
-    return lookup
 
 
 def test_verification_retries_once_after_the_server_dropped_its_connections(

@@ -18,6 +18,7 @@ from controlplane.settings import Settings
 from controlplane.storage import Database
 from controlplane.web.verify_fastpath import VerifyApiFastPath
 from controlplane.web.verify_views import STATE, VerificationState
+from tests.fixtures.documents import registry_lookup
 
 pytestmark = pytest.mark.integration
 
@@ -104,7 +105,7 @@ def test_a_registry_failure_is_the_same_503_on_both_paths(app: Flask, tokens: di
     path = f"/api/v1/verify/{tokens['valid']}"
     assert Client(fast_path(app)).get(path).status_code == 200  # builds the registry lookup
     database: Database = app.extensions["controlplane.db"]
-    [lookup] = [lk for lk in database.point_lookups if "FROM documents" in lk.sql]
+    lookup = registry_lookup(database)
     error = database.engine.dialect.loaded_dbapi.OperationalError
 
     def registry_down_fault(_connection: object) -> None:
