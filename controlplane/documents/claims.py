@@ -39,17 +39,18 @@ class Claims:
             raise MalformedToken("claims: " + "; ".join(problems))
 
     def to_cbor(self) -> bytes:
-        """Deterministic CBOR (RFC 8949 §4.2.1 core rules), so one set of claims has one encoding."""
-        claims: dict[int, Any] = {
-            ISS: self.issuer,
-            IAT: self.issued_at,
-            CTI: self.serial,
-            DOC_TYPE: self.doc_type,
-            SHA256: self.sha256,
-        }
+        """Deterministic CBOR (RFC 8949 §4.2.1 core rules), so one set of claims has one encoding.
+
+        Written out by hand in the one order those rules give for these keys (1, 4, 6, 7, then
+        the two private-use keys): every public verification re-encodes the claims it reads to
+        refuse any other encoding, and this is about 3x cheaper than building a map for
+        cbor2.dumps(canonical=True), which a test holds it equal to."""
+        parts = [b"\xa5" if self.expires_at is None else b"\xa6", b"\x01", _text(self.issuer)]
         if self.expires_at is not None:
-            claims[EXP] = self.expires_at
-        return cbor2.dumps(claims, canonical=True)
+            parts += (b"\x04", _head(0, self.expires_at))
+        parts += (b"\x06", _head(0, self.issued_at), b"\x07", _head(2, len(self.serial)), self.serial,
+                  _DOC_TYPE_KEY, _text(self.doc_type), _SHA256_KEY, _head(2, len(self.sha256)), self.sha256)
+        return b"".join(parts)
 
     @classmethod
     def from_cbor(cls, data: bytes) -> Claims:
@@ -74,6 +75,29 @@ class Claims:
         if claims.to_cbor() != data:
             raise MalformedToken("claims: not in deterministic encoding")
         return claims
+
+
+# The encoded private-use keys: negative integers -65537 and -65538 (major type 1, n = 65536, 65537).
+_DOC_TYPE_KEY, _SHA256_KEY = b"\x3a\x00\x01\x00\x00", b"\x3a\x00\x01\x00\x01"
+
+
+def _head(major: int, n: int) -> bytes:
+    """A CBOR head with the shortest argument for `n` (RFC 8949 §3, §4.2.1)."""
+    top = major << 5
+    if n < 24:
+        return bytes((top | n,))
+    if n < 0x100:
+        return bytes((top | 24, n))
+    if n < 0x10000:
+        return bytes((top | 25,)) + n.to_bytes(2, "big")
+    if n < 0x100000000:
+        return bytes((top | 26,)) + n.to_bytes(4, "big")
+    return bytes((top | 27,)) + n.to_bytes(8, "big")
+
+
+def _text(value: str) -> bytes:
+    data = value.encode("utf-8")
+    return _head(3, len(data)) + data
 
 
 def _typed(value: Any, kind: type) -> Any:

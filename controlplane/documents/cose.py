@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import cbor2
@@ -61,34 +60,47 @@ def encode_sign1(protected: bytes, payload: bytes, signature: bytes) -> bytes:
 
 
 def decode_sign1(data: bytes) -> Sign1:
-    """Parse a COSE_Sign1 we could have made; every other encoding raises MalformedToken."""
+    """Parse a COSE_Sign1 we could have made; every other encoding raises MalformedToken.
+
+    What we make is always tag 18 (0xd2), an array of 4 (0x84), the protected header as a byte
+    string, an empty map (0xa0), the payload and the 64-byte signature as byte strings, each with
+    the shortest length head: exactly encode_sign1()'s output. So the bytes are read in that
+    layout and nothing else is accepted (no general CBOR decoder, no re-encoding to compare):
+    indefinite lengths, longer heads, other types, extra items or trailing bytes all fail here.
+    A test holds this to "cbor2 decodes it to that structure and encode_sign1 gives it back"."""
     if not isinstance(data, bytes) or not 0 < len(data) <= MAX_COSE_BYTES:
         raise MalformedToken("token is empty or too large")
-    try:
-        decoded = cbor2.loads(data)
-    except Exception as exc:  # cbor2 raises several types on garbage; all mean the same here
-        raise MalformedToken(f"token is not CBOR ({type(exc).__name__})") from None
-    if not isinstance(decoded, cbor2.CBORTag) or decoded.tag != COSE_SIGN1_TAG:
-        raise MalformedToken("token is not a COSE_Sign1 (tag 18)")
-    value = decoded.value
-    if (
-        not isinstance(value, (list, tuple))  # cbor2 makes containers inside a tag immutable
-        or len(value) != 4
-        or type(value[0]) is not bytes
-        or not isinstance(value[1], Mapping)
-        or len(value[1]) != 0
-        or type(value[2]) is not bytes
-        or type(value[3]) is not bytes
-    ):
+    if data[:2] != b"\xd2\x84":
+        raise MalformedToken("token is not a COSE_Sign1 (tag 18) of 4 items")
+    protected, at = _read_bstr(data, 2)
+    if data[at:at + 1] != b"\xa0":
         raise MalformedToken("token is not [protected, {}, payload, signature]")
-    protected, _, payload, signature = value
+    payload, at = _read_bstr(data, at + 1)
+    signature, at = _read_bstr(data, at)
+    if at != len(data):
+        raise MalformedToken("token has bytes after the signature")
     if len(signature) != SIGNATURE_BYTES:
         raise MalformedToken("signature is not 64 bytes")
-    # One encoding only: a re-encoding must give back the very bytes we were sent.
-    if encode_sign1(protected, payload, signature) != data:
-        raise MalformedToken("token is not in the expected encoding")
     key_name, key_version = _parse_protected(protected)
     return Sign1(protected, key_name, key_version, payload, signature)
+
+
+def _read_bstr(data: bytes, at: int) -> tuple[bytes, int]:
+    """The byte string whose head starts at `at` (shortest head only, as _bstr writes it) and
+    the offset after it."""
+    head = data[at] if at < len(data) else -1
+    if 0x40 <= head < 0x58:
+        start, size = at + 1, head - 0x40
+    elif head == 0x58 and at + 1 < len(data) and data[at + 1] >= 24:
+        start, size = at + 2, data[at + 1]
+    elif head == 0x59 and (size := int.from_bytes(data[at + 1:at + 3], "big")) >= 0x100:
+        start = at + 3
+    else:
+        raise MalformedToken("token is not [protected, {}, payload, signature] in the expected encoding")
+    end = start + size
+    if end > len(data):
+        raise MalformedToken("token is truncated")
+    return data[start:end], end
 
 
 def verify_signature(sign1: Sign1, public_key: bytes | Ed25519PublicKey) -> bool:
