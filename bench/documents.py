@@ -327,10 +327,10 @@ def main() -> None:
               f"{pct(r.latencies_ms, 0.95):7.1f} {pct(r.latencies_ms, 0.99):7.1f}  {codes}")
     for label, _load, r in rows[2:]:
         if r.server_cpu is not None:
-            database = (f", database {r.database_cpu / r.requests * 1000:.2f} ms"
+            database = (f", database {r.database_cpu / r.requests * 1e6:.0f} us"
                         if r.database_cpu is not None else "")
             print(f"{label}: CPU per request (closed loop): "
-                  f"gunicorn {r.server_cpu / r.requests * 1000:.2f} ms{database}")
+                  f"gunicorn {r.server_cpu / r.requests * 1e6:.0f} us{database}")
     bare_max, verify_max = rows[2][2].rps, rows[3][2].rps
     p99 = pct(rows[1][2].latencies_ms, 0.99)
     ratio = verify_max / bare_max

@@ -121,3 +121,66 @@ def test_claims_are_written_as_cbor2_writes_them_canonically(
                     issued_at=issued_at, expires_at=expires_at)
     assert claims.to_cbor() == cbor2_claims(claims)
     assert Claims.from_cbor(claims.to_cbor()) == claims
+
+
+def reference_claims(data: bytes) -> Claims | None:
+    """What Claims.from_cbor must accept, said with a general decoder: a map of exactly the claim
+    keys, values of the exact types, valid claims, and to_cbor() gives the very bytes back."""
+    if len(data) > 512:
+        return None
+    try:
+        decoded = cbor2.loads(data)
+    except Exception:
+        return None
+    required = {ISS, IAT, CTI, DOC_TYPE, SHA256}
+    if not isinstance(decoded, dict) or not required <= decoded.keys() <= required | {EXP}:
+        return None
+    kinds = {ISS: str, DOC_TYPE: str, CTI: bytes, SHA256: bytes, IAT: int, EXP: int}
+    if any(type(value) is not kinds[key] for key, value in decoded.items()):
+        return None
+    try:
+        claims = Claims(issuer=decoded[ISS], doc_type=decoded[DOC_TYPE], serial=decoded[CTI],
+                        sha256=decoded[SHA256], issued_at=decoded[IAT], expires_at=decoded.get(EXP))
+    except MalformedToken:
+        return None
+    return claims if cbor2_claims(claims) == data else None
+
+
+def read_claims(data: bytes) -> Claims | None:
+    try:
+        return Claims.from_cbor(data)
+    except MalformedToken:
+        return None
+
+
+CLAIMS = [Claims(issuer="health", doc_type="birth-certificate", serial=os.urandom(16), sha256=os.urandom(32),
+                 issued_at=1_790_000_000, expires_at=expires) for expires in (None, 1_900_000_000)]
+CLAIMS.append(Claims(issuer="h" * 30, doc_type="d", serial=os.urandom(16), sha256=os.urandom(32),
+                     issued_at=5, expires_at=300))  # 1-byte and 2-byte heads, 0x78 text head
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(CLAIMS), st.lists(st.tuples(st.integers(0, 130), st.integers(0, 255)), max_size=3),
+       st.integers(-3, 3))
+def test_claims_are_read_exactly_as_the_reference_reads_them(
+    claims: Claims, changes: list[tuple[int, int]], cut: int
+) -> None:
+    data = bytearray(claims.to_cbor())
+    for at, value in changes:
+        if at < len(data):
+            data[at] = value
+    if cut < 0:
+        del data[cut:]
+    else:
+        data += bytes(cut)
+    assert read_claims(bytes(data)) == reference_claims(bytes(data))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from([ISS, EXP, IAT, CTI, DOC_TYPE, SHA256, 2, -1]),
+                       st.one_of(st.text(max_size=5), st.binary(max_size=33), st.integers(-2, 2**41),
+                                 st.booleans(), st.none()), max_size=7))
+def test_maps_of_claim_like_values_are_read_alike(values: dict[int, object]) -> None:
+    for canonical in (True, False):
+        data = cbor2.dumps(values, canonical=canonical)
+        assert read_claims(data) == reference_claims(data)
