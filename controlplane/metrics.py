@@ -22,7 +22,24 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
     start_http_server,
+    values,
 )
+
+
+def _use_cached_pid() -> None:
+    """In multiprocess mode (PROMETHEUS_MULTIPROC_DIR), every increment of every metric checks
+    os.getpid() to notice a fork: a system call each time, six per public verification. The pid
+    is kept here instead and renewed in each child right after a fork (gunicorn forks its
+    workers), which is the only way it changes. Must run before the first metric value exists:
+    this module defines every metric the app has, below."""
+    if not isinstance(values.ValueClass, type) or not getattr(values.ValueClass, "_multiprocess", False):
+        return
+    pid = [os.getpid()]
+    os.register_at_fork(after_in_child=lambda: pid.__setitem__(0, os.getpid()))
+    values.ValueClass = values.MultiProcessValue(process_identifier=lambda: pid[0])  # type: ignore[no-untyped-call]
+
+
+_use_cached_pid()
 
 # ---------------------------------------------------------------------------- HTTP
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

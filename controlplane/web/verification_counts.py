@@ -7,7 +7,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -40,9 +40,14 @@ class VerificationCounter:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._hour = self._hour_end = datetime.min.replace(tzinfo=UTC)  # the hour keys are counted in
 
     def add(self, issuer: str, verdict: str) -> None:
-        key = (hour_of(self._clock()), issuer[:MAX_ISSUER], verdict)
+        now = self._clock()
+        if not self._hour <= now < self._hour_end:  # a new hour: the same key object until then
+            self._hour = hour = hour_of(now)
+            self._hour_end = hour + timedelta(hours=1)
+        key = (self._hour, issuer[:MAX_ISSUER], verdict)
         with self._lock:
             self._pending[key] += 1
             self._added += 1
