@@ -13,7 +13,6 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from controlplane.audit import AuditAction, record_event
@@ -26,6 +25,7 @@ from controlplane.documents.tokens import encode_token, verification_url
 from controlplane.errors import Conflict, InvalidInput, PermanentError
 from controlplane.metrics import DOCUMENT_SIGN_FAILURES_TOTAL, DOCUMENT_SIGN_SECONDS, DOCUMENTS_SIGNED_TOTAL
 from controlplane.storage import Database, as_utc, utcnow
+from controlplane.storage.bulk import insert_rows
 from controlplane.tenancy.registry import archive_public_keys
 
 MAX_BATCH = 1000
@@ -178,7 +178,7 @@ def sign_and_register(
 
     with database.transaction() as session:
         _archive_signing_key(session, org, key)
-        session.execute(insert(Document), rows)
+        insert_rows(session, Document, rows)
         record_event(
             session, action=action, initiator=initiator, target=f"documents:{org}", org=org,
             detail={"count": len(rows), "kid": f"{key.name}#{version}",
