@@ -30,6 +30,7 @@ class LibpqStatement:
         self.sql = sql.encode()
         self.names = tuple(names_in_order)
         self.converters = tuple(converters)
+        self._columns = tuple(enumerate(self.converters))
 
     @classmethod
     def from_pyformat(cls, sql: str, python_types: Sequence[type]) -> LibpqStatement | None:
@@ -64,5 +65,5 @@ class LibpqStatement:
             raise Fallback("the prepared lookup failed")
         if result.ntuples == 0:
             return None
-        return tuple(None if (raw := result.get_value(0, j)) is None else convert(raw)
-                     for j, convert in enumerate(self.converters))
+        get = result.get_value  # a list, not a generator: one frame per row instead of one per column
+        return tuple([None if (raw := get(0, j)) is None else convert(raw) for j, convert in self._columns])
