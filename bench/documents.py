@@ -8,9 +8,10 @@ verification over HTTP with a 1,000,000-document registry vs a bare Flask JSON e
 
 Issuance: starts its own OpenBao dev server (bench/baoserver.py), gives one organisation its key,
 policy and AppRole as tenancy apply does, and issues through `issue_documents` with the real
-OrgSigner: CONTROLPLANE_BENCH_DOCS documents in batches of 1,000 (one transit batch_input call per
-batch), then CONTROLPLANE_BENCH_SINGLE documents one per call (one Vault sign call each). Both
-include building the claims, COSE and the registry write; signing alone is timed too.
+OrgSigner: CONTROLPLANE_BENCH_DOCS documents in batches of 1,000 (each signed by transit
+batch_input requests of 400 items sent at once, and registered by one COPY), then
+CONTROLPLANE_BENCH_SINGLE documents one per call (one Vault sign call each). Both include building
+the claims, COSE and the registry write; signing alone is timed too.
 
 Verification: the documents issued above are the signed subset (5 % of them revoked); the registry
 is filled up to CONTROLPLANE_BENCH_REGISTRY rows (COPY on PostgreSQL) so the index is full size.
