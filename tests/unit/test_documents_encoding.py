@@ -56,6 +56,15 @@ def ours(data: bytes) -> Sign1 | None:
         return None
 
 
+def mutated(base: bytes, changes: list[tuple[int, int]], cut: int) -> bytes:
+    """`base` with bytes set at some offsets, then cut short (cut < 0) or padded with zeros."""
+    data = bytearray(base)
+    for at, value in changes:
+        if at < len(data):
+            data[at] = value
+    return bytes(data[:cut] if cut < 0 else data + bytes(cut))
+
+
 PROTECTED = protected_header("tenant-health-signing", 3)
 GENUINE = encode_sign1(PROTECTED, b"p" * 90, b"s" * 64)
 LONG = encode_sign1(protected_header("k" * 120, 7), b"q" * 300, b"t" * 64)  # 0x58 and 0x59 heads
@@ -67,15 +76,8 @@ LONG = encode_sign1(protected_header("k" * 120, 7), b"q" * 300, b"t" * 64)  # 0x
 def test_the_reader_accepts_exactly_what_the_reference_accepts(
     base: bytes, changes: list[tuple[int, int]], cut: int
 ) -> None:
-    data = bytearray(base)
-    for at, value in changes:
-        if at < len(data):
-            data[at] = value
-    if cut < 0:
-        del data[cut:]
-    else:
-        data += bytes(cut)
-    assert ours(bytes(data)) == reference_decode(bytes(data))
+    data = mutated(base, changes, cut)
+    assert ours(data) == reference_decode(data)
 
 
 @settings(max_examples=300, deadline=None)
@@ -165,15 +167,8 @@ CLAIMS.append(Claims(issuer="h" * 30, doc_type="d", serial=os.urandom(16), sha25
 def test_claims_are_read_exactly_as_the_reference_reads_them(
     claims: Claims, changes: list[tuple[int, int]], cut: int
 ) -> None:
-    data = bytearray(claims.to_cbor())
-    for at, value in changes:
-        if at < len(data):
-            data[at] = value
-    if cut < 0:
-        del data[cut:]
-    else:
-        data += bytes(cut)
-    assert read_claims(bytes(data)) == reference_claims(bytes(data))
+    data = mutated(claims.to_cbor(), changes, cut)
+    assert read_claims(data) == reference_claims(data)
 
 
 @settings(max_examples=300, deadline=None)
