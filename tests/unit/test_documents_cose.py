@@ -12,6 +12,7 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from controlplane.documents import ed25519
 from controlplane.documents.claims import Claims
 from controlplane.documents.cose import (
     decode_sign1,
@@ -203,3 +204,24 @@ def test_libsodium_and_openssl_agree_on_genuine_and_altered_signatures() -> None
     small_order = bytes(32)  # a valid point encoding of order 4: OpenSSL takes it as a key
     assert not verify_signature(sign1, small_order)
     assert not verify_signature(sign1, public[:31])  # wrong length: refused, never an exception
+
+
+def test_the_gil_holding_check_and_pynacls_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """documents.ed25519 calls libsodium's verify_detached directly (GIL held); PyNaCl's
+    crypto_sign_open is its fallback. Both must give the same answer on every input."""
+    assert ed25519.holds_gil()  # PyNaCl's wheel exports it: the fast call is the one in use here
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key().public_bytes_raw()
+    message = b"Sig_structure bytes"
+    signature = key.sign(message)
+    cases = [(signature, message, public), (signature, message + b"!", public),
+             (bytes(64), message, public), (signature, message, bytes(32)),  # small-order key
+             (signature[:63], message, public), (signature + b"\x00", message, public),  # lengths
+             (signature, message, public[:31]), (signature, b"", public)]
+    flipped = [bytes(b ^ (1 << n % 8) if i == n // 8 else b for i, b in enumerate(signature))
+               for n in range(0, 512, 7)]  # single-bit changes all over the signature
+    cases += [(altered, message, public) for altered in flipped]
+    fast = [ed25519.verify(*case) for case in cases]
+    monkeypatch.setattr(ed25519, "_VERIFY_DETACHED", None)
+    assert [ed25519.verify(*case) for case in cases] == fast
+    assert fast[0] is True and not any(fast[1:])
