@@ -40,14 +40,17 @@ class VerificationCounter:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
-        self._hour = self._hour_end = datetime.min.replace(tzinfo=UTC)  # the hour keys are counted in
+        # The hour counts go to, as (start, end): one attribute, so a thread never pairs one hour's
+        # start with another's end, and the same key object serves until the hour is over.
+        self._hour_span = (datetime.min.replace(tzinfo=UTC),) * 2
 
     def add(self, issuer: str, verdict: str) -> None:
         now = self._clock()
-        if not self._hour <= now < self._hour_end:  # a new hour: the same key object until then
-            self._hour = hour = hour_of(now)
-            self._hour_end = hour + timedelta(hours=1)
-        key = (self._hour, issuer[:MAX_ISSUER], verdict)
+        hour, end = self._hour_span
+        if not hour <= now < end:
+            hour = hour_of(now)
+            self._hour_span = (hour, hour + timedelta(hours=1))
+        key = (hour, issuer[:MAX_ISSUER], verdict)
         with self._lock:
             self._pending[key] += 1
             self._added += 1
