@@ -37,6 +37,9 @@ def insert_rows(session: Session, model: type[Any], rows: Sequence[Mapping[str, 
     statement = f"COPY {quote.format_table(table)} ({columns}) FROM STDIN"
     driver = connection.connection.driver_connection
     assert driver is not None  # a live connection inside a transaction
+    # COPY goes past the session: write its pending objects first, as session.execute() would
+    # (autoflush), so rows that refer to them find them and statements keep their order.
+    session.flush()
     try:
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
             for row in rows:
