@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cbor2
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from controlplane.documents import ed25519
+from controlplane.documents import cbor, ed25519
 from controlplane.documents.errors import MalformedToken
 
 COSE_SIGN1_TAG = 18
@@ -48,13 +48,13 @@ def protected_header(key_name: str, key_version: int) -> bytes:
 
 def sig_structure(protected: bytes, payload: bytes) -> bytes:
     """The bytes that are signed: ["Signature1", protected, external_aad = b"", payload]."""
-    return _SIG_STRUCTURE_HEAD + _bstr(protected) + _EMPTY_BSTR + _bstr(payload)
+    return _SIG_STRUCTURE_HEAD + cbor.bstr(protected) + _EMPTY_BSTR + cbor.bstr(payload)
 
 
 def encode_sign1(protected: bytes, payload: bytes, signature: bytes) -> bytes:
     """Tag 18 over [protected, unprotected = {}, payload, signature]."""
     # 0xd2 = tag 18, 0x84 = array of 4, 0xa0 = empty map.
-    return b"\xd2\x84" + _bstr(protected) + b"\xa0" + _bstr(payload) + _bstr(signature)
+    return b"\xd2\x84" + cbor.bstr(protected) + b"\xa0" + cbor.bstr(payload) + cbor.bstr(signature)
 
 
 def decode_sign1(data: bytes) -> Sign1:
@@ -70,35 +70,16 @@ def decode_sign1(data: bytes) -> Sign1:
         raise MalformedToken("token is empty or too large")
     if data[:2] != b"\xd2\x84":
         raise MalformedToken("token is not a COSE_Sign1 (tag 18) of 4 items")
-    protected, at = _read_bstr(data, 2)
-    if data[at:at + 1] != b"\xa0":
-        raise MalformedToken("token is not [protected, {}, payload, signature]")
-    payload, at = _read_bstr(data, at + 1)
-    signature, at = _read_bstr(data, at)
-    if at != len(data):
-        raise MalformedToken("token has bytes after the signature")
+    reader = cbor.Reader(data, "token", at=2)
+    protected = reader.byte_string()
+    reader.expect(b"\xa0", "the unprotected header must be an empty map")
+    payload = reader.byte_string()
+    signature = reader.byte_string()
+    reader.end()
     if len(signature) != SIGNATURE_BYTES:
         raise MalformedToken("signature is not 64 bytes")
     key_name, key_version = _parse_protected(protected)
     return Sign1(protected, key_name, key_version, payload, signature)
-
-
-def _read_bstr(data: bytes, at: int) -> tuple[bytes, int]:
-    """The byte string whose head starts at `at` (shortest head only, as _bstr writes it) and
-    the offset after it."""
-    head = data[at] if at < len(data) else -1
-    if 0x40 <= head < 0x58:
-        start, size = at + 1, head - 0x40
-    elif head == 0x58 and at + 1 < len(data) and data[at + 1] >= 24:
-        start, size = at + 2, data[at + 1]
-    elif head == 0x59 and (size := int.from_bytes(data[at + 1:at + 3], "big")) >= 0x100:
-        start = at + 3
-    else:
-        raise MalformedToken("token is not [protected, {}, payload, signature] in the expected encoding")
-    end = start + size
-    if end > len(data):
-        raise MalformedToken("token is truncated")
-    return data[start:end], end
 
 
 def verify_signature(sign1: Sign1, public_key: bytes | Ed25519PublicKey) -> bool:
@@ -148,15 +129,3 @@ def _parse_protected_afresh(protected: bytes) -> tuple[str, int]:
     if protected_header(key_name, version) != protected:
         raise MalformedToken("protected header is not in the expected encoding")
     return key_name, version
-
-
-def _bstr(data: bytes) -> bytes:
-    """CBOR byte string head + data (major type 2, shortest length form)."""
-    n = len(data)
-    if n < 24:
-        return bytes((0x40 | n,)) + data
-    if n < 0x100:
-        return bytes((0x58, n)) + data
-    if n < 0x10000:
-        return b"\x59" + n.to_bytes(2, "big") + data
-    return b"\x5a" + n.to_bytes(4, "big") + data
