@@ -1,4 +1,5 @@
-"""OrgSigner: signs for an organisation with a Vault identity that can reach only that org's key."""
+"""OrgSigner: signs for an organisation with a Vault identity that can reach only that org's key,
+and only for a live credential of that organisation (documents.callers)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from controlplane.backends.keys import (
     signing_key_name,
     tenant_policy_name,
 )
+from controlplane.documents.callers import CheckedCaller, SigningCaller, check_caller
 from controlplane.errors import BackendNotFound, BackendPermissionDenied, ControlPlaneError
+from controlplane.storage import Database
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,10 +53,15 @@ class OrgSigner:
 
     The control plane could sign with any key itself; signing through the org's own AppRole means
     Vault's policy for that org, not only our code, keeps an org to its own key (issue 5).
+    Identities are cached per org, but every `sign` first finds the caller's credential live in
+    the database (issue 12): no signature for an organisation without one of its own credentials.
     """
 
-    def __init__(self, keys: KeyBackend, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, keys: KeyBackend, database: Database, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.keys = keys
+        self.database = database
         self._clock = clock
         self._identities: dict[str, _Identity] = {}
         self._key_cache: dict[str, _KeyEntry] = {}
@@ -97,11 +105,18 @@ class OrgSigner:
         return key
 
     def sign(
-        self, org: str, messages: Sequence[bytes], *, key_version: int | None = None
-    ) -> list[Signature]:
-        """Sign with the org's key through its own identity (one batched call; the adapter chunks)."""
-        name = signing_key_name(org)
-        return self._with_identity(org, lambda b: b.sign(name, messages, key_version=key_version))
+        self, caller: SigningCaller, messages: Sequence[bytes], *, key_version: int | None = None
+    ) -> tuple[CheckedCaller, list[Signature]]:
+        """Sign with the caller's organisation's key through its own identity (one batched call;
+        the adapter chunks), after finding the caller live. The organisation is the caller's: there
+        is no argument that names another. Returns the caller as checked, for the signature log."""
+        with self.database.transaction() as session:
+            checked = check_caller(session, caller, caller.org)
+        name = signing_key_name(checked.org)
+        signatures = self._with_identity(
+            checked.org, lambda b: b.sign(name, messages, key_version=key_version)
+        )
+        return checked, signatures
 
     def forget(self, org: str) -> None:
         """Drop the org's cached identity and key (e.g. after decommission or rotation)."""

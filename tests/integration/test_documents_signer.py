@@ -11,6 +11,7 @@ import pytest
 from controlplane.backends.keys import KeyBackend, SecretId, signing_key_name, tenant_policy_name
 from controlplane.documents.signer import OrgSigner
 from controlplane.errors import BackendPermissionDenied
+from controlplane.storage import Database
 from tests.fixtures.documents import prepare_signing_org
 from tests.fixtures.vault import VaultJanitor
 
@@ -41,11 +42,11 @@ def test_vault_policy_refuses_an_org_identity_signing_with_another_orgs_key(
 
 
 def test_org_identities_are_cached_until_shortly_before_the_secret_id_expires(
-    vault_keys: KeyBackend, janitor: VaultJanitor
+    vault_keys: KeyBackend, janitor: VaultJanitor, database: Database
 ) -> None:
     org = prepare_signing_org(vault_keys, janitor, secret_id_ttl=600)
     now = [1000.0]
-    signer = OrgSigner(IssuedSecretsRecorder(vault_keys), clock=lambda: now[0])
+    signer = OrgSigner(IssuedSecretsRecorder(vault_keys), database, clock=lambda: now[0])
     first = signer.identity(org)
     now[0] += 539  # the test AppRole's secret_id lives 600 s: replaced after 90 % of that
     assert signer.identity(org) is first
