@@ -56,14 +56,18 @@ class VerifiedCheckpoint:
 
 
 def verify_checkpoint(body: Mapping[str, Any] | None, pinned_keys: Sequence[bytes]) -> VerifiedCheckpoint:
-    """The (size, root) of a checkpoint whose note a pinned audit key signed; ValueError otherwise."""
+    """The (size, root) of a checkpoint whose note a pinned audit key signed; ValueError otherwise.
+
+    Takes the checkpoint as GET /api/v1/audit/checkpoint gives it: the signed `note` text with the
+    signature beside it (`signature.value`), or a C2SP signed note whose signature lines follow the
+    text after a blank line ("\u2014 <name> <base64(key hash[4] || signature)>")."""
     if not body:
         raise ValueError("the answer has no signed checkpoint")
-    note = str(body["note"]).encode("utf-8")
-    signature = _unb64(body["signature"]["value"])
-    if not any(verify_ed25519(key, signature, note) for key in pinned_keys):
+    text, signatures = _note_and_signatures(body)
+    note = text.encode("utf-8")
+    if not any(verify_ed25519(key, sig, note) for key in pinned_keys for sig in signatures):
         raise ValueError("the checkpoint is not signed by a pinned audit key")
-    lines = note.decode("utf-8").split("\n")
+    lines = text.split("\n")
     size, root = int(lines[1]), _unb64(lines[2])
     if size != int(body["tree_size"]) or root != _unb64(body["root_hash"]):
         raise ValueError("the checkpoint's fields differ from the note that was signed")
@@ -172,6 +176,20 @@ def _check_document(
     if event.pending_since is not None and now - event.pending_since > max_pending:
         return f"still not in the log after {now - event.pending_since} (pending since {event.pending_since})"
     return ""
+
+
+def _note_and_signatures(body: Mapping[str, Any]) -> tuple[str, list[bytes]]:
+    note = str(body["note"])
+    signatures: list[bytes] = []
+    if "\n\n\u2014 " in note:  # a C2SP signed note: text, blank line, signature lines
+        text, _, lines = note.partition("\n\n")
+        note = text + "\n"
+        signatures += [_unb64(line.rsplit(" ", 1)[-1])[4:] for line in lines.splitlines()
+                       if line.startswith("\u2014 ")]
+    given = body.get("signature")
+    if isinstance(given, Mapping) and "value" in given:
+        signatures.append(_unb64(given["value"]))
+    return note, signatures
 
 
 def _unb64(text: object) -> bytes:
