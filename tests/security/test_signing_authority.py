@@ -90,7 +90,7 @@ def test_an_operator_person_or_a_caller_naming_one_signs_nothing(
     assert registry_size(database) == (0, 0)
 
 
-def test_the_cli_issues_only_with_the_ministrys_own_token(
+def test_the_cli_issues_and_imports_only_with_the_ministrys_own_token(
     database: Database, tenancy_settings: Settings, controlplane_token: str, document_org: str,
     make_document_org: Callable[[], str], sample_file: tuple[Path, str], tmp_path: Path,
 ) -> None:
@@ -112,6 +112,14 @@ def test_the_cli_issues_only_with_the_ministrys_own_token(
     other_file.write_text(org_admin_token(database, other).secret, encoding="utf-8")
     cross = run_controlplane(*args, "--token-file", str(other_file), env=env)
     assert cross.returncode == 1 and f"a token of {other!r}, not of {document_org!r}" in cross.stderr
+
+    legacy = tmp_path / "legacy.csv"
+    legacy.write_text("ref,doc_type,title,recipient,sha256,issued_at\n"
+                      f"R-1,letter,Old letter,Someone,{'ab' * 32},2019-01-01\n", encoding="utf-8")
+    imported = ("documents", "import", str(legacy), "--org", document_org)
+    assert run_controlplane(*imported, env=env).returncode == 2  # no token: usage error
+    as_operator = run_controlplane(*imported, "--token-file", str(op_file), env=env)
+    assert as_operator.returncode == 1 and "operator cannot sign" in as_operator.stderr
     assert registry_size(database) == (0, 0)
 
 
