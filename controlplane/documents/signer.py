@@ -53,8 +53,9 @@ class OrgSigner:
 
     The control plane could sign with any key itself; signing through the org's own AppRole means
     Vault's policy for that org, not only our code, keeps an org to its own key (issue 5).
-    Identities are cached per org, but every `sign` first finds the caller's credential live in
-    the database (issue 12): no signature for an organisation without one of its own credentials.
+    Identities are cached per org, but every public call takes a caller and first finds its
+    credential live in the database (issue 12): an identity is obtained, and a signature made, only
+    for an organisation one of whose own credentials is asking right now.
     """
 
     def __init__(
@@ -67,8 +68,16 @@ class OrgSigner:
         self._key_cache: dict[str, _KeyEntry] = {}
         self._lock = threading.Lock()
 
-    def identity(self, org: str) -> KeyBackend:
-        """The org's own Vault identity (AppRole `tenant-<org>`), logged in and cached."""
+    def identity(self, caller: SigningCaller) -> KeyBackend:
+        """The caller's organisation's own Vault identity (AppRole `tenant-<org>`), for a caller found
+        live now; logged in once and cached per organisation."""
+        return self._identity(self._check(caller).org)
+
+    def _check(self, caller: SigningCaller) -> CheckedCaller:
+        with self.database.transaction() as session:
+            return check_caller(session, caller, caller.org)
+
+    def _identity(self, org: str) -> KeyBackend:
         now = self._clock()
         with self._lock:
             cached = self._identities.get(org)
@@ -94,8 +103,10 @@ class OrgSigner:
             self._retire(cached)  # outside the lock: other orgs need not wait for this Vault call
         return backend
 
-    def public_keys(self, org: str, *, fresh: bool = False) -> SigningKey:
-        """The org's signing key as its own identity reads it: latest version and public keys."""
+    def public_keys(self, caller: SigningCaller, *, fresh: bool = False) -> SigningKey:
+        """The caller's organisation's signing key as its own identity reads it (latest version and
+        public keys), for a caller found live now."""
+        org = self._check(caller).org
         now = self._clock()
         entry = self._key_cache.get(org)
         if entry is not None and entry.expires_at > now and not fresh:
@@ -110,8 +121,7 @@ class OrgSigner:
         """Sign with the caller's organisation's key through its own identity (one batched call;
         the adapter chunks), after finding the caller live. The organisation is the caller's: there
         is no argument that names another. Returns the caller as checked, for the signature log."""
-        with self.database.transaction() as session:
-            checked = check_caller(session, caller, caller.org)
+        checked = self._check(caller)
         name = signing_key_name(checked.org)
         signatures = self._with_identity(
             checked.org, lambda b: b.sign(name, messages, key_version=key_version)
@@ -148,7 +158,7 @@ class OrgSigner:
 
     def _with_identity(self, org: str, call: Callable[[KeyBackend], T]) -> T:
         was_cached = org in self._identities
-        backend = self.identity(org)
+        backend = self._identity(org)
         try:
             return call(backend)
         except BackendPermissionDenied:
@@ -158,7 +168,7 @@ class OrgSigner:
             # if Vault still says no, that answer stands.
             log.info("retrying with a fresh signing identity for %s", org)
             self.forget(org)
-            return call(self.identity(org))
+            return call(self._identity(org))
 
 
 def _close(backend: KeyBackend) -> None:

@@ -117,6 +117,7 @@ def test_a_batch_of_1000_is_signed_once_registered_and_verifies(
     assert first.recipient_masked == "A**** K**** S****"
     assert (first.key_name, first.key_version) == (org, 1)
     assert count(database, Document) == 1000
+    public_key = signer.public_keys(signing_caller(database, org)).public_key(1)
     with database.transaction() as session:
         [audit] = session.scalars(select(AuditEvent).where(AuditEvent.action == "document:issue")).all()
         assert audit.detail["count"] == 1000 and audit.org == org
@@ -124,7 +125,7 @@ def test_a_batch_of_1000_is_signed_once_registered_and_verifies(
         [archived] = session.scalars(select(SigningPublicKey)).all()
         assert (archived.key_name, archived.version, archived.tenant_slug, archived.algorithm) == (
             org, 1, org, "ed25519")
-        assert base64.b64decode(archived.public_key) == signer.public_keys(org).public_key(1)
+        assert base64.b64decode(archived.public_key) == public_key
     for doc in issued:
         result = verify_token(database, cache, doc.token)
         assert result.verdict is Verdict.VALID, (doc.serial, result)
@@ -222,12 +223,12 @@ def test_expired_documents_are_expired(
 
 def forge(signer: OrgSigner, signing_org: str, *, issuer: str, kid_org: str | None = None) -> str:
     """A token whose claims say `issuer`, signed with `signing_org`'s real key through its identity."""
-    key = signer.public_keys(signing_org)
+    caller = signing_caller(signer.database, signing_org)
+    key = signer.public_keys(caller)
     protected = protected_header(kid_org or signing_org, key.latest_version)
     payload = Claims(issuer=issuer, doc_type="birth-certificate", serial=os.urandom(16),
                      sha256=os.urandom(32), issued_at=int(time.time())).to_cbor()
-    _, [signature] = signer.sign(signing_caller(signer.database, signing_org),
-                                 [sig_structure(protected, payload)])
+    _, [signature] = signer.sign(caller, [sig_structure(protected, payload)])
     return encode_token(encode_sign1(protected, payload, signature.signature))
 
 

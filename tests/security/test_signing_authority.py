@@ -86,6 +86,8 @@ def test_an_operator_person_or_a_caller_naming_one_signs_nothing(
         issue_documents(database, signer, forged, [a_document()], base_url=BASE_URL)
     with pytest.raises(PermissionDenied):
         signer.sign(forged, [b"a ministry's signature, for an operator"])
+    with pytest.raises(PermissionDenied):  # nor is the ministry's Vault identity obtained for it
+        signer.identity(forged)
     assert document_org not in signer._identities  # refused before Vault was asked for anything
     assert registry_size(database) == (0, 0)
 

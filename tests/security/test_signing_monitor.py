@@ -33,7 +33,7 @@ from controlplane.documents.tokens import encode_token
 from controlplane.settings import Settings
 from controlplane.storage import Database, utcnow
 from tests.fixtures.app import run_controlplane, settings_env
-from tests.fixtures.documents import org_admin_token
+from tests.fixtures.documents import org_admin_token, signing_caller
 from tests.integration.api_actors import bearer
 from tests.integration.audit_helpers import (
     audit_keys_fixture,  # noqa: F401 (the audit_keys fixture)
@@ -67,11 +67,14 @@ def forge_into_registry(database: Database, signer: OrgSigner, org: str) -> str:
     """What a platform insider with Vault and database access could do: sign with the ministry's
     real key through its identity, skip the log, write the registry row by SQL. Returns the serial."""
     serial = os.urandom(16)
-    key = signer.public_keys(org)
+    # The insider holds a credential of the ministry for a moment (its token passing through), takes
+    # the identity, and signs with it directly instead of through issuance.
+    identity = signer.identity(signing_caller(database, org))
+    key = signer.public_keys(signing_caller(database, org))
     protected = protected_header(key.name, key.latest_version)
     payload = Claims(issuer=org, doc_type="permit", serial=serial, sha256=os.urandom(32),
                      issued_at=int(time.time())).to_cbor()
-    [signature] = signer.identity(org).sign(signing_key_name(org), [sig_structure(protected, payload)])
+    [signature] = identity.sign(signing_key_name(org), [sig_structure(protected, payload)])
     token = encode_token(encode_sign1(protected, payload, signature.signature))
     with database.engine.begin() as conn:
         conn.execute(text(
