@@ -20,7 +20,6 @@ from typing import Any
 
 import click
 
-from controlplane.commands.context import pass_ctx
 from controlplane.commands.documents import documents, read_token_file
 from controlplane.errors import InvalidInput
 
@@ -88,8 +87,7 @@ def run_monitor(fetch: Fetch, pinned_keys: list[bytes], *, org: str, since: str 
 @click.option("--max-pending-minutes", type=click.IntRange(1, 10080), default=10, show_default=True,
               help="A signature not in a signed checkpoint after this long is reported.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@pass_ctx
-def monitor(ctx: Any, org: str, token_file: str, base_url: str, audit_key: str, since: str | None,
+def monitor(org: str, token_file: str, base_url: str, audit_key: str, since: str | None,
             max_pending_minutes: int, as_json: bool) -> None:
     """Check that every document in ORG's registry was signed in the open: each one in the audit
     log (inclusion proof to a checkpoint signed by the pinned audit key), its token exactly what
