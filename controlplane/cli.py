@@ -168,11 +168,13 @@ def _run_gunicorn(settings: Any, *, bind: str, workers: int) -> None:
 def _register_command_groups() -> None:
     from controlplane.commands.audit import audit
     from controlplane.commands.documents import documents
+    from controlplane.commands.documents_monitor import monitor
     from controlplane.commands.tenants import tenants, worker
     from controlplane.commands.users import users
 
     cli.add_command(tenants)
     cli.add_command(worker)
+    documents.add_command(monitor)  # its own module; registered on the group here, idempotently
     cli.add_command(documents)
     cli.add_command(audit)
     cli.add_command(users)

@@ -1,5 +1,5 @@
 """`controlplane documents ...`: verify a token or QR image offline, publish the trust list, import
-legacy records, issue a document by hand."""
+legacy records or issue a document with an organisation's own token (`monitor`: documents_monitor)."""
 
 from __future__ import annotations
 
@@ -190,8 +190,42 @@ def trust_list_command(ctx: Any, output: str) -> None:
 
 
 # --------------------------------------------------------------------------------- issue
+def read_token_file(path: str) -> str:
+    """An API token from a file (its first line), never from the command line where `ps` shows it."""
+    text = Path(path).read_text(encoding="utf-8").strip()
+    if not text:
+        raise InvalidInput(f"{path} is empty: put the organisation's API token (cpt_...) in it")
+    return text.splitlines()[0].strip()
+
+
+def _signing_caller(database: Any, org: str, token_file: str) -> Any:
+    """The organisation token in `token_file` as a signing caller of `org` (401/403 otherwise).
+    Whoever runs the command holds the control plane's own credentials; the ministry's token is
+    what makes the signature the ministry's, and the log records it as the signer."""
+    from controlplane.accounts.tokens import authenticate_bearer
+    from controlplane.documents.callers import token_caller
+    from controlplane.errors import PermissionDenied
+
+    secret = read_token_file(token_file)
+    with database.sessionmaker() as session:
+        try:
+            actor = authenticate_bearer(session, f"Bearer {secret}")
+        finally:
+            session.commit()  # a refusal of a known token is audited, as in the API
+    caller = token_caller(actor)
+    if caller.org != org:
+        raise PermissionDenied(f"the token in {token_file} is a token of {caller.org!r}, not of {org!r}")
+    return caller
+
+
+_CALLER_HELP = ("File holding an API token of ORG with documents:issue (an operator cannot sign "
+                    "for an organisation).")
+
+
 @documents.command("issue")
 @click.option("--org", required=True, help="The issuing organisation (tenant slug).")
+@click.option("--token-file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help=_CALLER_HELP)
 @click.option("--type", "doc_type", required=True, help="Document type, e.g. birth-certificate.")
 @click.option("--title", required=True)
 @click.option("--recipient", required=True, help="Stored in full, shown only masked.")
@@ -201,10 +235,10 @@ def trust_list_command(ctx: Any, output: str) -> None:
 @click.option("--qr-out", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the QR code as PNG here.")
 @pass_ctx
-def issue(ctx: Any, org: str, doc_type: str, title: str, recipient: str, file_path: str,
-          expires: str | None, qr_out: str | None) -> None:
-    """Sign and register one document as ORG (through the org's own Vault identity); print its
-    serial, token and verification URL."""
+def issue(ctx: Any, org: str, token_file: str, doc_type: str, title: str, recipient: str,
+          file_path: str, expires: str | None, qr_out: str | None) -> None:
+    """Sign and register one document as ORG, for ORG's own token (through the org's own Vault
+    identity, logged in the audit log); print its serial, token and verification URL."""
     from controlplane.documents.issuance import NewDocument, issue_documents
     from controlplane.documents.qr import qr_png
     from controlplane.documents.signer import OrgSigner
@@ -216,9 +250,9 @@ def issue(ctx: Any, org: str, doc_type: str, title: str, recipient: str, file_pa
     item = NewDocument.parse({"doc_type": doc_type, "title": title, "recipient": recipient,
                               "sha256": digest.hexdigest(), "expires_at": expires})
     database, keys = _database_and_keys(ctx)
-    with OrgSigner(keys) as signer:
-        [doc] = issue_documents(database, signer, org, [item], initiator="cli:documents-issue",
-                                base_url=ctx.settings.verify_base_url)
+    caller = _signing_caller(database, org, token_file)
+    with OrgSigner(keys, database) as signer:
+        [doc] = issue_documents(database, signer, caller, [item], base_url=ctx.settings.verify_base_url)
     click.echo(f"serial: {doc.serial}\ntoken:  {doc.token}\nurl:    {doc.url}")
     if qr_out:
         Path(qr_out).write_bytes(qr_png(doc.url, scale=8))
@@ -236,10 +270,12 @@ def _count_rows(path: Path) -> int:
 @documents.command("import")
 @click.argument("csv_file", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False))
 @click.option("--org", required=True, help="The organisation that issued these records.")
+@click.option("--token-file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help=_CALLER_HELP)
 @click.option("--batch-size", type=click.IntRange(1, 1000), default=500, show_default=True,
               help="Documents signed per Vault call and written per transaction.")
 @pass_ctx
-def import_command(ctx: Any, csv_file: str, org: str, batch_size: int) -> None:
+def import_command(ctx: Any, csv_file: str, org: str, token_file: str, batch_size: int) -> None:
     """Import existing verified records from FILE.csv (header: ref, doc_type, title, recipient,
     sha256, issued_at[, expires_at]) as ORG's signed documents.
 
@@ -254,6 +290,7 @@ def import_command(ctx: Any, csv_file: str, org: str, batch_size: int) -> None:
     path = Path(csv_file)
     total = _count_rows(path)
     database, keys = _database_and_keys(ctx)
+    caller = _signing_caller(database, org, token_file)
     with path.open(newline="", encoding="utf-8-sig") as fh, click.progressbar(
         length=total, label=f"importing {total} row(s) for {org}", file=sys.stderr,
         show_pos=True, show_eta=True,
@@ -265,9 +302,9 @@ def import_command(ctx: Any, csv_file: str, org: str, batch_size: int) -> None:
             bar.update(report.rows_read - shown)
             shown = report.rows_read
 
-        with OrgSigner(keys) as signer:
-            report = import_rows(database, signer, org, csv.DictReader(fh),
-                                 initiator="cli:documents-import", base_url=ctx.settings.verify_base_url,
+        with OrgSigner(keys, database) as signer:
+            report = import_rows(database, signer, caller, csv.DictReader(fh),
+                                 base_url=ctx.settings.verify_base_url,
                                  batch_size=batch_size, on_progress=progress)
         bar.update(report.rows_read - shown)
     for bad in report.bad:

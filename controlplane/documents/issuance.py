@@ -1,4 +1,5 @@
-"""Issuance: validate new documents, sign them in one batched Vault call, register them in one transaction."""
+"""Issuance: validate new documents, sign them in one batched Vault call for a live credential of the
+issuing organisation, register them and log the signatures in one transaction."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from sqlalchemy.orm import Session
 
 from controlplane.audit import AuditAction, record_event
 from controlplane.backends.keys import TENANT_SLUG, Signature, SigningKey
+from controlplane.documents.callers import SigningCaller, check_caller
 from controlplane.documents.claims import DOC_TYPE_PATTERN, Claims
 from controlplane.documents.cose import encode_sign1, protected_header, sig_structure
-from controlplane.documents.models import Document
+from controlplane.documents.models import Document, DocumentSignature
+from controlplane.documents.signature_log import ROOT_FIELD, Entry, batch_root, signed_sha256
 from controlplane.documents.signer import OrgSigner
 from controlplane.documents.tokens import encode_token, verification_url
 from controlplane.errors import Conflict, InvalidInput, PermanentError
@@ -94,44 +97,46 @@ class IssuedDocument:
 def issue_documents(
     database: Database,
     signer: OrgSigner,
-    org: str,
+    caller: SigningCaller,
     items: Sequence[NewDocument],
     *,
-    initiator: str,
     base_url: str,
     now: datetime | None = None,
 ) -> list[IssuedDocument]:
-    """Sign and register 1..MAX_BATCH documents; all or nothing."""
+    """Sign and register 1..MAX_BATCH documents for the caller's organisation; all or nothing."""
     if not 1 <= len(items) <= MAX_BATCH:
         raise InvalidInput(f"issue between 1 and {MAX_BATCH} documents at a time, not {len(items)}")
     issued_at = int(as_utc(now or utcnow()).timestamp())  # naive means UTC, as everywhere
     return sign_and_register(
-        database, signer, org, [(item, issued_at) for item in items],
-        initiator=initiator, base_url=base_url, action=AuditAction.DOCUMENT_ISSUE,
+        database, signer, caller, [(item, issued_at) for item in items],
+        base_url=base_url, action=AuditAction.DOCUMENT_ISSUE,
     )
 
 
 def sign_and_register(
     database: Database,
     signer: OrgSigner,
-    org: str,
+    caller: SigningCaller,
     entries: Sequence[tuple[NewDocument, int]],
     *,
-    initiator: str,
     base_url: str,
     action: AuditAction,
 ) -> list[IssuedDocument]:
     """Sign every (document, issued_at epoch seconds) with one batched call, then write them all.
 
-    Vault is called before the transaction opens; if signing fails nothing is written.
+    Vault is called before the transaction opens; if signing fails nothing is written. The
+    signatures are logged (an audit event committing to the batch's entries, see
+    documents.signature_log) in the transaction that registers them: if that write fails, no token
+    leaves this function, and the caller's credential is checked live again in it.
     """
+    org = caller.org
     if not TENANT_SLUG.fullmatch(org):
         raise InvalidInput(f"organisation {org!r} is not a tenant slug")
     if not entries:
         return []
     for index, (item, issued_at) in enumerate(entries):
         _check_item(index, item, issued_at)
-    key = signer.public_keys(org)
+    key = signer.public_keys(caller)  # checks the caller first: a refused one costs no Vault call
     version = key.latest_version
     protected = protected_header(key.name, version)
     prepared = []
@@ -147,7 +152,7 @@ def sign_and_register(
 
     started = time.perf_counter()
     try:
-        signatures = signer.sign(org, [p[3] for p in prepared], key_version=version)
+        _, signatures = signer.sign(caller, [p[3] for p in prepared], key_version=version)
     except Exception:
         DOCUMENT_SIGN_FAILURES_TOTAL.inc()
         raise
@@ -156,6 +161,7 @@ def sign_and_register(
 
     rows: list[dict[str, Any]] = []
     issued: list[IssuedDocument] = []
+    logged = [Entry(p[1].serial.hex(), signed_sha256(p[3]), key.name, version) for p in prepared]
     for (item, claims, payload, _), signature in zip(prepared, signatures, strict=True):
         token = encode_token(encode_sign1(protected, payload, signature.signature))
         issued_dt = datetime.fromtimestamp(claims.issued_at, UTC)
@@ -177,13 +183,23 @@ def sign_and_register(
         ))
 
     with database.transaction() as session:
+        checked = check_caller(session, caller, org)  # still live now that the tokens exist
         _archive_signing_key(session, org, key)
         insert_rows(session, Document, rows)
-        record_event(
-            session, action=action, initiator=initiator, target=f"documents:{org}", org=org,
+        event = record_event(
+            session, action=action, initiator=checked.signed_by, target=f"documents:{org}", org=org,
             detail={"count": len(rows), "kid": f"{key.name}#{version}",
-                    "serials": [r["serial"] for r in rows]},
+                    "serials": [r["serial"] for r in rows], "person": checked.person,
+                    ROOT_FIELD: batch_root(logged).hex()},
         )
+        signed_at = event.occurred_at
+        insert_rows(session, DocumentSignature, [
+            {"serial": e.serial, "org": org, "event_id": event.id, "batch_index": n,
+             "batch_size": len(logged), "signed_sha256": e.signed_sha256, "key_name": e.key_name,
+             "key_version": e.key_version, "signed_by": checked.signed_by, "person": checked.person,
+             "signed_at": signed_at}
+            for n, e in enumerate(logged)
+        ])
     DOCUMENTS_SIGNED_TOTAL.inc(len(rows))
     return issued
 

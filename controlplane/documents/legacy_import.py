@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from controlplane.audit import AuditAction
+from controlplane.documents.callers import SigningCaller
 from controlplane.documents.issuance import MAX_BATCH, NewDocument, parse_time, sign_and_register
 from controlplane.documents.models import Document
 from controlplane.documents.signer import OrgSigner
@@ -48,20 +49,21 @@ class ImportReport:
 def import_rows(
     database: Database,
     signer: OrgSigner,
-    org: str,
+    caller: SigningCaller,
     rows: Iterable[Mapping[str, str]],
     *,
-    initiator: str,
     base_url: str,
     batch_size: int = 500,
     on_progress: Callable[[ImportReport], None] | None = None,
     first_line: int = 2,
 ) -> ImportReport:
-    """Import CSV-shaped rows (COLUMNS) for `org`. Bad rows are reported with their line number
-    (`first_line` is the line of the first row: 2 under a header) and do not stop the import.
+    """Import CSV-shaped rows (COLUMNS) for the caller's organisation, signed for that caller (one
+    of the organisation's own credentials, see documents.callers). Bad rows are reported with their
+    line number (`first_line` is the line of the first row: 2 under a header) and do not stop the import.
     Rerunning after an interruption skips every ref already imported."""
     if not 1 <= batch_size <= MAX_BATCH:
         raise InvalidInput(f"batch_size must be between 1 and {MAX_BATCH}")
+    org = caller.org
     report = ImportReport()
     seen: dict[str, int] = {}
     pending: list[tuple[NewDocument, int]] = []
@@ -82,12 +84,12 @@ def import_rows(
         seen[ref] = line
         pending.append(entry)
         if len(pending) >= batch_size:
-            _import_batch(database, signer, org, pending, report, initiator=initiator, base_url=base_url)
+            _import_batch(database, signer, caller, pending, report, base_url=base_url)
             pending = []
             if on_progress is not None:
                 on_progress(report)
     if pending:
-        _import_batch(database, signer, org, pending, report, initiator=initiator, base_url=base_url)
+        _import_batch(database, signer, caller, pending, report, base_url=base_url)
         if on_progress is not None:
             on_progress(report)
     log.info("legacy import for %s: %d read, %d imported, %d already there, %d bad",
@@ -136,13 +138,13 @@ def _parse_row(row: Mapping[str, str], now: datetime) -> tuple[NewDocument, int]
 def _import_batch(
     database: Database,
     signer: OrgSigner,
-    org: str,
+    caller: SigningCaller,
     batch: list[tuple[NewDocument, int]],
     report: ImportReport,
     *,
-    initiator: str,
     base_url: str,
 ) -> None:
+    org = caller.org
     refs = [doc.import_ref for doc, _ in batch]
     with database.engine.connect() as conn:
         done = set(conn.execute(
@@ -151,7 +153,7 @@ def _import_batch(
     todo = [(doc, at) for doc, at in batch if doc.import_ref not in done]
     report.skipped += len(batch) - len(todo)
     if todo:
-        sign_and_register(database, signer, org, todo, initiator=initiator, base_url=base_url,
+        sign_and_register(database, signer, caller, todo, base_url=base_url,
                           action=AuditAction.DOCUMENT_IMPORT)
         report.imported += len(todo)
     report.batches += 1

@@ -1,4 +1,4 @@
-"""Tables owned by documents: the registry and anonymous verification counts (public keys: tenancy's)."""
+"""Tables owned by documents: the registry, its signature-log index, anonymous verification counts."""
 
 from __future__ import annotations
 
@@ -46,6 +46,31 @@ class Document(Base):
     status_changed_at: Mapped[datetime | None] = mapped_column(_TS)
     superseded_by: Mapped[str | None] = mapped_column(String(32))
     import_ref: Mapped[str | None] = mapped_column(String(128))
+
+
+class DocumentSignature(Base):
+    """One signature made with an organisation's key: who asked for it and where the audit log
+    commits to it. The audit event of its batch (`event_id`) holds the Merkle root over its batch's
+    entries (documents.signature_log); this row is an index to build proofs, not the evidence: a
+    changed row no longer proves against the signed checkpoint."""
+
+    __tablename__ = "document_signatures"
+    __table_args__ = (
+        Index("ix_document_signatures_event_id", "event_id", "batch_index", unique=True),
+        Index("ix_document_signatures_org_signed_at", "org", "signed_at"),
+    )
+
+    serial: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[int] = mapped_column(BigInteger)  # audit_events.id of the batch's event
+    batch_index: Mapped[int] = mapped_column(Integer)
+    batch_size: Mapped[int] = mapped_column(Integer)
+    signed_sha256: Mapped[str] = mapped_column(String(64))  # hex SHA-256 of the COSE Sig_structure
+    key_name: Mapped[str] = mapped_column(String(128))
+    key_version: Mapped[int] = mapped_column(Integer)
+    signed_by: Mapped[str] = mapped_column(String(120))  # "token:<prefix>" or "user:<name>"
+    person: Mapped[str] = mapped_column(String(120))  # the person behind it ("user:<name>")
+    signed_at: Mapped[datetime] = mapped_column(_TS)
 
 
 class VerificationCount(Base):

@@ -1,4 +1,5 @@
-"""OrgSigner: signs for an organisation with a Vault identity that can reach only that org's key."""
+"""OrgSigner: signs for an organisation with a Vault identity that can reach only that org's key,
+and only for a live credential of that organisation (documents.callers)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from controlplane.backends.keys import (
     signing_key_name,
     tenant_policy_name,
 )
+from controlplane.documents.callers import CheckedCaller, SigningCaller, check_caller
 from controlplane.errors import BackendNotFound, BackendPermissionDenied, ControlPlaneError
+from controlplane.storage import Database
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,17 +53,31 @@ class OrgSigner:
 
     The control plane could sign with any key itself; signing through the org's own AppRole means
     Vault's policy for that org, not only our code, keeps an org to its own key (issue 5).
+    Identities are cached per org, but every public call takes a caller and first finds its
+    credential live in the database (issue 12): an identity is obtained, and a signature made, only
+    for an organisation one of whose own credentials is asking right now.
     """
 
-    def __init__(self, keys: KeyBackend, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, keys: KeyBackend, database: Database, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.keys = keys
+        self.database = database
         self._clock = clock
         self._identities: dict[str, _Identity] = {}
         self._key_cache: dict[str, _KeyEntry] = {}
         self._lock = threading.Lock()
 
-    def identity(self, org: str) -> KeyBackend:
-        """The org's own Vault identity (AppRole `tenant-<org>`), logged in and cached."""
+    def identity(self, caller: SigningCaller) -> KeyBackend:
+        """The caller's organisation's own Vault identity (AppRole `tenant-<org>`), for a caller found
+        live now; logged in once and cached per organisation."""
+        return self._identity(self._check(caller).org)
+
+    def _check(self, caller: SigningCaller) -> CheckedCaller:
+        with self.database.transaction() as session:
+            return check_caller(session, caller, caller.org)
+
+    def _identity(self, org: str) -> KeyBackend:
         now = self._clock()
         with self._lock:
             cached = self._identities.get(org)
@@ -86,8 +103,10 @@ class OrgSigner:
             self._retire(cached)  # outside the lock: other orgs need not wait for this Vault call
         return backend
 
-    def public_keys(self, org: str, *, fresh: bool = False) -> SigningKey:
-        """The org's signing key as its own identity reads it: latest version and public keys."""
+    def public_keys(self, caller: SigningCaller, *, fresh: bool = False) -> SigningKey:
+        """The caller's organisation's signing key as its own identity reads it (latest version and
+        public keys), for a caller found live now."""
+        org = self._check(caller).org
         now = self._clock()
         entry = self._key_cache.get(org)
         if entry is not None and entry.expires_at > now and not fresh:
@@ -97,11 +116,17 @@ class OrgSigner:
         return key
 
     def sign(
-        self, org: str, messages: Sequence[bytes], *, key_version: int | None = None
-    ) -> list[Signature]:
-        """Sign with the org's key through its own identity (one batched call; the adapter chunks)."""
-        name = signing_key_name(org)
-        return self._with_identity(org, lambda b: b.sign(name, messages, key_version=key_version))
+        self, caller: SigningCaller, messages: Sequence[bytes], *, key_version: int | None = None
+    ) -> tuple[CheckedCaller, list[Signature]]:
+        """Sign with the caller's organisation's key through its own identity (one batched call;
+        the adapter chunks), after finding the caller live. The organisation is the caller's: there
+        is no argument that names another. Returns the caller as checked, for the signature log."""
+        checked = self._check(caller)
+        name = signing_key_name(checked.org)
+        signatures = self._with_identity(
+            checked.org, lambda b: b.sign(name, messages, key_version=key_version)
+        )
+        return checked, signatures
 
     def forget(self, org: str) -> None:
         """Drop the org's cached identity and key (e.g. after decommission or rotation)."""
@@ -133,7 +158,7 @@ class OrgSigner:
 
     def _with_identity(self, org: str, call: Callable[[KeyBackend], T]) -> T:
         was_cached = org in self._identities
-        backend = self.identity(org)
+        backend = self._identity(org)
         try:
             return call(backend)
         except BackendPermissionDenied:
@@ -143,7 +168,7 @@ class OrgSigner:
             # if Vault still says no, that answer stands.
             log.info("retrying with a fresh signing identity for %s", org)
             self.forget(org)
-            return call(self.identity(org))
+            return call(self._identity(org))
 
 
 def _close(backend: KeyBackend) -> None:

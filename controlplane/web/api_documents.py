@@ -1,5 +1,6 @@
 """JSON API for documents, /api/v1/documents: an organisation issues, reads, revokes and supersedes its
-own signed documents with a scoped token; /api/v1/verify/<token> is the public verdict as JSON."""
+own signed documents with a scoped token, and lists everything its key signed with log proofs
+(/documents/issued); /api/v1/verify/<token> is the public verdict as JSON."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any, cast
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
+from controlplane.documents.callers import token_caller
 from controlplane.documents.claims import DOC_TYPE_PATTERN
 from controlplane.documents.issuance import (
     MAX_BATCH,
@@ -17,15 +19,17 @@ from controlplane.documents.issuance import (
     issue_documents,
     mask_recipient,
 )
+from controlplane.documents.issued import DEFAULT_LIMIT, MAX_LIMIT, list_issued, parse_filter_time
 from controlplane.documents.models import Document
 from controlplane.documents.qr import qr_png, qr_svg
 from controlplane.documents.revocation import MAX_REASON, revoke_document, supersede_document
 from controlplane.documents.signer import OrgSigner
 from controlplane.documents.tokens import MAX_TOKEN_CHARS, verification_url
 from controlplane.documents.verification import Verdict, VerificationResult
-from controlplane.errors import InvalidInput, NotAuthenticated, NotFound
+from controlplane.errors import InvalidInput, NotAuthenticated, NotFound, PermissionDenied
 from controlplane.storage import as_utc
 from controlplane.web import context
+from controlplane.web.api_audit import checkpoint_body
 from controlplane.web.api_auth import current_api_actor, require_scope
 from controlplane.web.api_body import json_object, read_json
 from controlplane.web.verify_views import TooLarge, republish_trust_list, verify_for_client
@@ -52,7 +56,7 @@ def _signer() -> OrgSigner:
             raise error or InvalidInput("the key backend is not configured")
         with _signer_lock:
             if ext.get(_SIGNER) is None:
-                signer = ext[_SIGNER] = OrgSigner(backends.keys)
+                signer = ext[_SIGNER] = OrgSigner(backends.keys, context.database())
                 # At shutdown its Vault identities go, their secret_ids destroyed.
                 ext["controlplane.closers"].append(signer.close)
     return cast(OrgSigner, ext[_SIGNER])
@@ -176,13 +180,40 @@ def create_documents() -> tuple[Response, int]:
     if flag not in (None, "true", "false"):
         raise InvalidInput("qr_svg: expected true or false")
     items, is_batch = parse_items(read_json(required=True, limit=MAX_BODY, too_large=TooLarge))
-    issued = issue_documents(context.database(), _signer(), actor.org, items,
-                             initiator=actor.audit_name, base_url=context.settings().verify_base_url)
+    caller = token_caller(actor)  # an operator token or another org's: 403 before anything is signed
+    issued = issue_documents(context.database(), _signer(), caller, items,
+                             base_url=context.settings().verify_base_url)
     with_svg = flag == "true" or (not is_batch and flag is None)
     rendered = [issued_json(doc, with_svg=with_svg) for doc in issued]
     if is_batch:
         return jsonify(documents=rendered), 201
     return jsonify(rendered[0]), 201
+
+
+@bp.get("/documents/issued")
+def issued_documents() -> Response | tuple[Response, int]:
+    """Everything signed with the token's organisation's keys, a page at a time, each document with
+    its signature-log entry and inclusion proof (documents.issued): what `documents monitor` checks.
+    An organisation token with documents:read or documents:issue; only its own organisation."""
+    try:
+        actor = current_api_actor()
+    except NotAuthenticated as exc:
+        return _not_authenticated(exc)
+    if actor.is_operator or not actor.org:
+        raise PermissionDenied("only an organisation's own token lists what its key signed")
+    if not (actor.has_scope("documents:read") or actor.has_scope("documents:issue")):
+        raise PermissionDenied("this API token lacks the scope 'documents:read' or 'documents:issue'")
+    since = parse_filter_time(request.args.get("since"), "since")
+    until = parse_filter_time(request.args.get("until"), "until")
+    raw_limit = request.args.get("limit", str(DEFAULT_LIMIT))
+    if not raw_limit.isascii() or not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        raise InvalidInput(f"limit: a whole number from 1 to {MAX_LIMIT}")
+    cursor = request.args.get("cursor")
+    with context.database().transaction() as s:
+        page = list_issued(s, actor.org, cursor=cursor, since=since, until=until, limit=int(raw_limit))
+        checkpoint = checkpoint_body(page.checkpoint) if page.checkpoint is not None else None
+    return jsonify(org=actor.org, checkpoint=checkpoint, documents=page.documents, events=page.events,
+                   next_cursor=page.next_cursor)
 
 
 @bp.get("/documents/<serial>")

@@ -1,5 +1,6 @@
-"""The documents part of the /api/v1 OpenAPI document: issue, read, QR, revoke, supersede and the
-public verify (merged into openapi.DOCUMENT). /trust-list.json is a published file, not an operation."""
+"""The documents part of the /api/v1 OpenAPI document: issue, read, QR, revoke, supersede, the list of
+everything signed (with log proofs) and the public verify (merged into openapi.DOCUMENT).
+/trust-list.json is a published file, not an operation."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import unicodedata
 from typing import Any
 
 from controlplane.documents.issuance import MAX_BATCH, MAX_TEXT
+from controlplane.documents.issued import CURSOR_PATTERN, MAX_LIMIT, TIME_PATTERN
 from controlplane.documents.revocation import MAX_REASON
 from controlplane.documents.tokens import MAX_TOKEN_CHARS
 from controlplane.documents.verification import Verdict
@@ -69,7 +71,33 @@ _VAULT = {**_status(502, "Vault refused or failed to sign; nothing was written")
 _PNG = {"200": {"description": "The QR code", "content": {"image/png": {"schema": {}}}}}
 _SVG = {"200": {"description": "The QR code", "content": {"image/svg+xml": {"schema": {"type": "string"}}}}}
 
+_B64 = {"type": "string", "description": "base64"}
+_ISSUED_PARAMETERS = [
+    {"name": "cursor", "in": "query", "required": False,
+     "description": "next_cursor of the previous page", "schema": {"type": "string",
+                                                                   "pattern": CURSOR_PATTERN, **_NO_NEWLINE}},
+    *({"name": name, "in": "query", "required": False, "description": what,
+       "schema": {"type": "string", "pattern": TIME_PATTERN, **_NO_NEWLINE}}
+      for name, what in (("since", "Documents issued at or after this time (UTC)"),
+                         ("until", "Documents issued before this time (UTC)"))),
+    {"name": "limit", "in": "query", "required": False, "description": "Documents per page",
+     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}},
+]
+
 PATHS: dict[str, Any] = {
+    "/api/v1/documents/issued": {
+        "get": {
+            "operationId": "listIssuedDocuments",
+            "summary": "Everything signed with the organisation's keys (scope documents:read or "
+            "documents:issue; an organisation token, its own organisation only), oldest first: each "
+            "document with who signed it, the SHA-256 of the signed bytes, its path in its batch and "
+            "its batch event's inclusion proof against the latest signed checkpoint, or 'pending', "
+            "or 'unlogged' (in the registry, never in the log). What `controlplane documents "
+            "monitor` checks.",
+            "parameters": _ISSUED_PARAMETERS,
+            "responses": {**ok({"$ref": "#/components/schemas/IssuedList"}), **errors(400, 401, 403)},
+        }
+    },
     "/api/v1/documents": {
         "post": {
             "operationId": "issueDocuments",
@@ -154,6 +182,60 @@ PATHS: dict[str, Any] = {
 }
 
 SCHEMAS: dict[str, Any] = {
+    "IssuedList": {
+        "type": "object",
+        "required": ["org", "checkpoint", "documents", "events", "next_cursor"],
+        "properties": {
+            "org": {"type": "string"},
+            "checkpoint": {"oneOf": [{"$ref": "#/components/schemas/AuditCheckpoint"}, {"type": "null"}]},
+            "documents": {"type": "array", "items": {"$ref": "#/components/schemas/IssuedEntry"}},
+            "events": {"type": "object", "description": "The batch events the documents refer to, by id",
+                       "additionalProperties": {"$ref": "#/components/schemas/SignatureEvent"}},
+            "next_cursor": {"type": ["string", "null"]},
+        },
+    },
+    "IssuedEntry": {
+        "type": "object",
+        "required": ["serial", "issued_at", "key_id", "token", "signature", "log"],
+        "properties": {
+            "serial": {"type": "string"},
+            "issued_at": _TIME,
+            "key_id": {"type": "string"},
+            "token": {"type": "string"},
+            "log": {"enum": ["included", "pending", "unlogged"]},
+            "signature": {"oneOf": [{"type": "null"}, {
+                "type": "object",
+                "required": ["signed_sha256", "key_name", "key_version", "signed_by", "person",
+                             "signed_at", "event_id", "batch_index", "batch_size", "batch_path"],
+                "properties": {
+                    "signed_sha256": {"type": "string", "description": "SHA-256 (hex) of the COSE "
+                                      "Sig_structure the key signed"},
+                    "key_name": {"type": "string"},
+                    "key_version": {"type": "integer"},
+                    "signed_by": {"type": "string", "description": "token:<prefix> or user:<name>"},
+                    "person": {"type": "string", "description": "the person behind it"},
+                    "signed_at": _TIME,
+                    "event_id": {"type": "integer"},
+                    "batch_index": {"type": "integer"},
+                    "batch_size": {"type": "integer"},
+                    "batch_path": {"type": "array", "items": _B64},
+                },
+            }]},
+        },
+    },
+    "SignatureEvent": {
+        "type": "object",
+        "required": ["leaf_input", "status"],
+        "properties": {
+            "leaf_input": {**_B64, "description": "The event's exact Merkle leaf input (CADF JSON); "
+                           "its detail.signatures_root is the root of the batch's entries"},
+            "status": {"enum": ["included", "pending"]},
+            "pending_since": _TIME,
+            "leaf_index": {"type": "integer"},
+            "tree_size": {"type": "integer"},
+            "inclusion_path": {"type": "array", "items": _B64},
+        },
+    },
     "NewDocument": {
         "type": "object",
         "required": ["doc_type", "title", "recipient", "sha256"],

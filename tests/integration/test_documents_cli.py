@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,14 +21,22 @@ from tests.fixtures.app import run_controlplane, settings_env
 pytestmark = pytest.mark.integration
 
 
+def org_token_file(tmp_path: Path, token: str) -> str:
+    path = tmp_path / "org-token"
+    path.write_text(token + "\n", encoding="utf-8")
+    return str(path)
+
+
 def test_issue_prints_token_and_url_and_writes_the_qr(
     database: Database, tenancy_settings: Settings, controlplane_token: str, document_org: str,
-    sample_file: tuple[Path, str], tmp_path: Path,
+    sample_file: tuple[Path, str], tmp_path: Path, api_token_for: Callable[..., str],
 ) -> None:
     path, digest = sample_file
     qr = tmp_path / "qr.png"
     env = settings_env(tenancy_settings, vault_token=controlplane_token)
-    done = run_controlplane("documents", "issue", "--org", document_org, "--type", "letter",
+    token_file = org_token_file(tmp_path, api_token_for(document_org))
+    done = run_controlplane("documents", "issue", "--org", document_org, "--token-file", token_file,
+                            "--type", "letter",
                             "--title", "Appointment letter", "--recipient", "Hana Aziz", "--file", str(path),
                             "--qr-out", str(qr), env=env)
     assert done.returncode == 0, done.stderr
@@ -43,7 +52,7 @@ def test_issue_prints_token_and_url_and_writes_the_qr(
 
 def test_import_reports_bad_rows_by_line_and_resumes(
     database: Database, tenancy_settings: Settings, controlplane_token: str, document_org: str,
-    tmp_path: Path,
+    tmp_path: Path, api_token_for: Callable[..., str],
 ) -> None:
     rows = [
         {"ref": "L-1", "doc_type": "letter", "title": "Letter one", "recipient": "Ali",
@@ -63,13 +72,15 @@ def test_import_reports_bad_rows_by_line_and_resumes(
         writer.writeheader()
         writer.writerows(rows)
     env = settings_env(tenancy_settings, vault_token=controlplane_token)
+    token_file = org_token_file(tmp_path, api_token_for(document_org))
 
     first = run_controlplane("documents", "import", str(path), "--org", document_org, "--batch-size", "2",
-                             env=env)
+                             "--token-file", token_file, env=env)
     assert first.returncode == 1, first.stderr  # bad rows make the exit code non-zero
     assert f"{path}:3: ref L-2: sha256" in first.stderr and f"{path}:5: ref L-1: " in first.stderr
     assert "5 row(s) read: 3 imported, 0 already imported earlier, 2 bad" in first.stdout
-    again = run_controlplane("documents", "import", str(path), "--org", document_org, env=env)
+    again = run_controlplane("documents", "import", str(path), "--org", document_org,
+                             "--token-file", token_file, env=env)
     assert "5 row(s) read: 0 imported, 3 already imported earlier, 2 bad" in again.stdout, again.stderr
     with database.transaction() as s:
         refs = sorted(s.scalars(select(Document.import_ref).where(Document.org == document_org)))

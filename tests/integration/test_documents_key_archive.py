@@ -20,6 +20,7 @@ from controlplane.errors import Conflict
 from controlplane.storage import Database, utcnow
 from controlplane.tenancy.models import SigningPublicKey
 from controlplane.tenancy.registry import archive_public_keys
+from tests.fixtures.documents import signing_caller
 from tests.fixtures.vault import VaultJanitor
 
 pytestmark = pytest.mark.integration
@@ -32,10 +33,10 @@ def janitor_root(vault_keys: KeyBackend, make_vault_janitor: Callable[[KeyBacken
 
 def issue_one(database: Database, signer: OrgSigner, org: str) -> IssuedDocument:
     [doc] = issue_documents(
-        database, signer, org,
+        database, signer, signing_caller(database, org),
         [NewDocument(doc_type="degree", title="Bachelor of Science", recipient="Salih Ahmed",
                      sha256=hashlib.sha256(org.encode()).hexdigest())],
-        initiator="user:test", base_url="https://verify.example.gov",
+        base_url="https://verify.example.gov",
     )
     return doc
 

@@ -11,7 +11,8 @@ import pytest
 from controlplane.backends.keys import KeyBackend, SecretId, signing_key_name, tenant_policy_name
 from controlplane.documents.signer import OrgSigner
 from controlplane.errors import BackendPermissionDenied
-from tests.fixtures.documents import prepare_signing_org
+from controlplane.storage import Database
+from tests.fixtures.documents import prepare_signing_org, signing_caller
 from tests.fixtures.vault import VaultJanitor
 
 pytestmark = pytest.mark.integration
@@ -28,29 +29,31 @@ def org(vault_keys: KeyBackend, janitor: VaultJanitor) -> str:
 
 
 def test_vault_policy_refuses_an_org_identity_signing_with_another_orgs_key(
-    signer: OrgSigner, org: str, vault_keys: KeyBackend, janitor: VaultJanitor
+    signer: OrgSigner, org: str, vault_keys: KeyBackend, janitor: VaultJanitor, database: Database
 ) -> None:
     other = prepare_signing_org(vault_keys, janitor)
-    identity = signer.identity(org)
+    caller = signing_caller(database, org)
+    identity = signer.identity(caller)
     assert identity.sign(signing_key_name(org), [b"mine"])[0].key_name == org
     # Our code never asks for this; the point is that Vault itself says 403.
     with pytest.raises(BackendPermissionDenied) as caught:
         identity.sign(signing_key_name(other), [b"not mine"])
     assert caught.value.status == 403
-    assert signer.identity(org) is identity  # cached
+    assert signer.identity(caller) is identity  # cached
 
 
 def test_org_identities_are_cached_until_shortly_before_the_secret_id_expires(
-    vault_keys: KeyBackend, janitor: VaultJanitor
+    vault_keys: KeyBackend, janitor: VaultJanitor, database: Database
 ) -> None:
     org = prepare_signing_org(vault_keys, janitor, secret_id_ttl=600)
     now = [1000.0]
-    signer = OrgSigner(IssuedSecretsRecorder(vault_keys), clock=lambda: now[0])
-    first = signer.identity(org)
+    signer = OrgSigner(IssuedSecretsRecorder(vault_keys), database, clock=lambda: now[0])
+    caller = signing_caller(database, org)
+    first = signer.identity(caller)
     now[0] += 539  # the test AppRole's secret_id lives 600 s: replaced after 90 % of that
-    assert signer.identity(org) is first
+    assert signer.identity(caller) is first
     now[0] += 2
-    second = signer.identity(org)
+    second = signer.identity(caller)
     assert second is not first
     assert second.sign(signing_key_name(org), [b"still works"])[0].key_version == 1
     signer.forget(org)

@@ -22,7 +22,7 @@ from controlplane.storage import Database
 from controlplane.storage.lookup import LookupUnavailable, PointLookup
 from controlplane.storage.lookup_libpq import LibpqStatement
 from controlplane.tenancy.models import Tenant
-from tests.fixtures.documents import prepare_signing_org, registry_lookup
+from tests.fixtures.documents import prepare_signing_org, registry_lookup, signing_caller
 from tests.fixtures.vault import VaultJanitor
 
 pytestmark = pytest.mark.integration
@@ -49,7 +49,7 @@ def org(vault_keys: KeyBackend, make_vault_janitor: Callable[[KeyBackend], Vault
 def issue_one(database: Database, signer: OrgSigner, org: str) -> IssuedDocument:
     new = NewDocument(doc_type="birth-certificate", title="Birth certificate",
                       recipient="Ahmed Karim Salih", sha256=hashlib.sha256(b"file").hexdigest())
-    [doc] = issue_documents(database, signer, org, [new], initiator="user:test", base_url=BASE_URL)
+    [doc] = issue_documents(database, signer, signing_caller(database, org), [new], base_url=BASE_URL)
     return doc
 
 

@@ -24,6 +24,7 @@ from controlplane.documents.signer import OrgSigner
 from controlplane.documents.trustlist import ROOT_KEY_NAME, load_trust_list
 from controlplane.errors import TemporaryError
 from controlplane.storage import Database, utcnow
+from tests.fixtures.documents import signing_caller
 
 pytestmark = pytest.mark.integration
 
@@ -53,10 +54,10 @@ def test_publish_store_serve_and_republish_only_when_something_changed(
 ) -> None:
     assert latest_trust_list(database) is None
     [doc] = issue_documents(
-        database, signer, document_org,
+        database, signer, signing_caller(database, document_org),
         [NewDocument.parse({"doc_type": "letter", "title": "T", "recipient": "Sara Omar",
                             "sha256": "ab" * 32})],
-        initiator="user:test", base_url="https://verify.example.gov",
+        base_url="https://verify.example.gov",
     )
 
     first = publish_trust_list(database, vault_keys, initiator="system:test")

@@ -45,6 +45,7 @@ from controlplane.tenancy.services import (
 )
 from controlplane.tenancy.spec import parse_spec
 from tests.fixtures.ansible import process_alive
+from tests.fixtures.documents import signing_caller
 from tests.fixtures.tenancy import spec_text
 from tests.fixtures.vault import DevVault, closed_port
 
@@ -147,7 +148,8 @@ def test_deploy_verify_rerun_restart_remove(
         sha256=hashlib.sha256(b"the scanned certificate").hexdigest(),
     )
     [issued] = issue_documents(
-        database, OrgSigner(vault_keys), org, [document], initiator="test", base_url="https://verify.example"
+        database, OrgSigner(vault_keys, database), signing_caller(database, org), [document],
+        base_url="https://verify.example",
     )
 
     first = deployment.run()

@@ -18,7 +18,7 @@ from controlplane.settings import Settings
 from controlplane.storage import Database
 from controlplane.web.verify_fastpath import VerifyApiFastPath
 from controlplane.web.verify_views import STATE, VerificationState
-from tests.fixtures.documents import registry_lookup
+from tests.fixtures.documents import registry_lookup, signing_caller
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,7 @@ def tokens(database: Database, signer: OrgSigner, document_org: str) -> dict[str
     new = [NewDocument(doc_type="degree", title=f"Degree {n}", recipient="Layla Hassan Ali",
                        sha256=hashlib.sha256(f"file {n}".encode()).hexdigest()) for n in range(4)]
     valid, revoked, old, replacement = issue_documents(
-        database, signer, document_org, new, initiator="user:test", base_url=BASE_URL)
+        database, signer, signing_caller(database, document_org), new, base_url=BASE_URL)
     revoke_document(database, document_org, revoked.serial, reason="issued in error", initiator="user:test")
     supersede_document(database, document_org, old.serial, replacement_serial=replacement.serial,
                        reason="name corrected", initiator="user:test")
