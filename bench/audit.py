@@ -42,7 +42,8 @@ from sqlalchemy import insert, text  # noqa: E402
 
 from bench.baoserver import KV_MOUNT, TRANSIT_MOUNT, BaoDevServer  # noqa: E402
 from bench.console import bench_database, pct  # noqa: E402
-from controlplane.audit import merkle, record_event  # noqa: E402
+from controlplane.audit import record_event  # noqa: E402
+from controlplane.tlog import merkle  # noqa: E402
 from controlplane.audit.bundle import export_bundle  # noqa: E402
 from controlplane.audit.check import check_log  # noqa: E402
 from controlplane.audit.checkpoints import read_pinned_keys  # noqa: E402
