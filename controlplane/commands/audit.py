@@ -103,7 +103,7 @@ def _witness_keys(ctx: Any, given: str | None) -> tuple[list[Any], list[bytes] |
     for line in (raw.strip() for raw in text.splitlines()):
         if line.startswith("-----"):
             in_pem = line.startswith("-----BEGIN")
-        elif not in_pem and line.count("+") == 2 and " " not in line:  # PEM label lines have spaces
+        elif not in_pem and "+" in line and " " not in line:  # PEM label lines have spaces
             vkeys.append(line)
     try:
         witnesses = [parse_vkey(v) for v in vkeys]

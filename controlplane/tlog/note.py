@@ -133,7 +133,8 @@ def cosigner_verifier(name: str, public_key: bytes) -> Verifier:
 
 
 def parse_vkey(vkey: str) -> Verifier:
-    parts = vkey.strip().split("+")
+    parts = vkey.strip().split("+", 2)  # the base64 key may itself contain '+'
+
     if len(parts) != 3:
         raise NoteError("a verifier key is <name>+<key id>+<base64 key>")
     name, hex_id, encoded = parts
