@@ -14,14 +14,14 @@ import pytest
 from flask.testing import FlaskClient
 
 from controlplane.accounts.models import Role
-from controlplane.tlog import merkle
 from controlplane.audit.bundle import export_bundle
 from controlplane.audit.checkpoints import DEFAULT_ORIGIN, read_pinned_keys
-from controlplane.audit.witnessing import WitnessLink, cosign_latest
 from controlplane.audit.verify import verify_bundle
+from controlplane.audit.witnessing import WitnessLink, cosign_latest
 from controlplane.backends.keys import KeyBackend
 from controlplane.settings import Settings
 from controlplane.storage import Database
+from controlplane.tlog import merkle
 from tests.fixtures.app import run_controlplane, settings_env
 from tests.fixtures.vault import DevVault
 from tests.fixtures.witness import RunningWitness, log_vkeys

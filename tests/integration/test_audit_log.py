@@ -13,14 +13,13 @@ from sqlalchemy import event, func, select, text
 
 from controlplane.accounts.models import Role, User
 from controlplane.accounts.service import create_user
-from controlplane.tlog import merkle
 from controlplane.audit.cadf import leaf_input, record_of, to_cadf
 from controlplane.audit.check import check_log
 from controlplane.audit.checkpoints import (
     AUDIT_KEY,
+    DEFAULT_ORIGIN,
     archived_keys,
     checkpoint_signed_by,
-    DEFAULT_ORIGIN,
     read_pinned_keys,
     witness_signed_by,
 )
@@ -32,10 +31,11 @@ from controlplane.audit.sequencer import (
     sign_checkpoint,
     with_sequencer,
 )
-from controlplane.backends.keys import KeyBackend
 from controlplane.audit.witnessing import WitnessLink, WitnessRefused, cosign_latest
+from controlplane.backends.keys import KeyBackend
 from controlplane.settings import Settings
 from controlplane.storage import Database, utcnow
+from controlplane.tlog import merkle
 from tests.fixtures.witness import RunningWitness, log_vkeys
 from tests.integration.audit_helpers import (
     add_events,
@@ -77,7 +77,10 @@ def test_checkpoints_are_signed_consistent_and_prove_every_leaf(
 
 
 def test_the_witness_cosigns_only_an_append_only_extension(
-    database: Database, audit_keys: KeyBackend, settings: Settings, make_witness: Callable[..., RunningWitness]
+    database: Database,
+    audit_keys: KeyBackend,
+    settings: Settings,
+    make_witness: Callable[..., RunningWitness],
 ) -> None:
     witness = make_witness({DEFAULT_ORIGIN: log_vkeys(audit_keys)})
     link = WitnessLink(witness.url, (witness.verifier,))

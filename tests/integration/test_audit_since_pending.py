@@ -60,7 +60,10 @@ def test_audit_check_names_events_waiting_longer_than_the_window(
                   text("UPDATE audit_events SET occurred_at = datetime(occurred_at, '-120 seconds')"))
     first = check_log(database, pending_window=timedelta(seconds=60)).first
     assert first is not None and first.kind == "unsequenced" and "3 event(s)" in first.message
-    env = {**settings_env(settings, vault_token=controlplane_token), "CONTROLPLANE_VAULT_ADDR": vault_server.addr}
+    env = {
+        **settings_env(settings, vault_token=controlplane_token),
+        "CONTROLPLANE_VAULT_ADDR": vault_server.addr,
+    }
     checked = run_controlplane("audit", "check", env=env)
     assert checked.returncode == 1 and "FAULT unsequenced" in checked.stderr, checked.stderr
     assert "no witness key pinned" in checked.stdout

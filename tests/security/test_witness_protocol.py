@@ -35,7 +35,8 @@ class LocalKeyLog:
     def __init__(self, origin: str = ORIGIN) -> None:
         self.origin = origin
         self.key = Ed25519PrivateKey.generate()
-        public = self.key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        public = self.key.public_key().public_bytes(*raw)
         self.verifier = ed25519_verifier(origin, public)
 
     @staticmethod
@@ -44,7 +45,8 @@ class LocalKeyLog:
 
     def note(self, leaves: list[bytes]) -> str:
         text = Checkpoint(self.origin, len(leaves), merkle.root_of(leaves)).text()
-        return Note(text, (sign_note_line(self.origin, self.verifier.public_key, text, self.key.sign),)).signed()
+        line = sign_note_line(self.origin, self.verifier.public_key, text, self.key.sign)
+        return Note(text, (line,)).signed()
 
     @staticmethod
     def proof(old: int, leaves: list[bytes]) -> list[bytes]:
@@ -96,7 +98,9 @@ def test_the_witness_refuses_a_checkpoint_without_a_valid_consistency_proof(
     assert send(witness, log, 5, second).status == 200  # the right proof is accepted
 
 
-def test_the_witness_refuses_a_truncated_log_and_names_its_size(witness: RunningWitness, log: LocalKeyLog) -> None:
+def test_the_witness_refuses_a_truncated_log_and_names_its_size(
+    witness: RunningWitness, log: LocalKeyLog
+) -> None:
     assert send(witness, log, 0, LocalKeyLog.leaves("a", 8)).status == 200
     # the log lost its history: it starts over from nothing, or claims an old size it never had
     for old, leaves in ((0, LocalKeyLog.leaves("a", 3)), (3, LocalKeyLog.leaves("a", 5))):

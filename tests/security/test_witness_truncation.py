@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from controlplane.audit.checkpoints import DEFAULT_ORIGIN, read_pinned_keys
 from controlplane.audit.check import check_log
+from controlplane.audit.checkpoints import DEFAULT_ORIGIN, read_pinned_keys
 from controlplane.audit.models import AuditCheckpoint
 from controlplane.audit.pinning import parse_since
 from controlplane.audit.proofs import root_at

@@ -36,7 +36,8 @@ def _as(token: str) -> dict[str, str]:
 def test_the_control_plane_vault_token_gets_403_signing_as_the_witness(
     witness_bao: WitnessBao, controlplane_token: str
 ) -> None:
-    for path in (f"transit/sign/{WITNESS_KEY}", f"transit/keys/{WITNESS_KEY}/rotate", "sys/policies/acl/witness"):
+    paths = (f"transit/sign/{WITNESS_KEY}", f"transit/keys/{WITNESS_KEY}/rotate", "sys/policies/acl/witness")
+    for path in paths:
         answer = requests.post(f"{witness_bao.addr}/v1/{path}", headers=_as(controlplane_token), json=INPUT,
                                timeout=10)
         assert answer.status_code == 403, (path, answer.text)
@@ -82,5 +83,6 @@ def test_the_witness_token_signs_with_its_key_and_nothing_else(witness_bao: Witn
         ("POST", "sys/mounts/kv"),
         ("POST", "auth/token/create"),
     ):
-        answer = requests.request(method, f"{server.addr}/v1/{path}", headers=_as(token), json=INPUT, timeout=10)
+        url = f"{server.addr}/v1/{path}"
+        answer = requests.request(method, url, headers=_as(token), json=INPUT, timeout=10)
         assert answer.status_code == 403, (method, path, answer.status_code)

@@ -33,8 +33,13 @@ from controlplane.tlog.protocol import parse_request, request_body
 # golang.org/x/mod/sumdb/note note_test.go
 GO_VKEY = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
 GO_SKEY = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"
-GO_TEXT = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n"
-GO_SIG = "\u2014 PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+GO_TEXT = (
+    "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n"
+)
+GO_SIG = (
+    "\u2014 PeterNeumann "
+    "x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+)
 
 # c2sp.org/tlog-cosignature: a checkpoint with the log's signature and a witness cosignature
 SPEC_CHECKPOINT = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
@@ -55,7 +60,8 @@ def go_private_key() -> Ed25519PrivateKey:
 
 def test_signing_reproduces_the_go_reference_note_byte_for_byte() -> None:
     verifier = parse_vkey(GO_VKEY)
-    public = go_private_key().public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    public = go_private_key().public_key().public_bytes(*raw)
     assert verifier.public_key == public and verifier.vkey() == GO_VKEY
     line = sign_note_line("PeterNeumann", public, GO_TEXT, go_private_key().sign)
     assert line.line() == GO_SIG
