@@ -75,15 +75,9 @@ def log_key(ctx: Any) -> None:
     the key is made in Vault on first use."""
     from controlplane.audit.checkpoints import AUDIT_KEY
     from controlplane.backends.vault import VaultKeys
-    from controlplane.errors import BackendNotFound
     from controlplane.tlog.note import ed25519_verifier
 
-    keys = VaultKeys.from_settings(ctx.settings)
-    try:
-        public = keys.get_signing_key(AUDIT_KEY).public_keys
-    except BackendNotFound:
-        keys.ensure_signing_key(AUDIT_KEY)
-        public = keys.get_signing_key(AUDIT_KEY).public_keys
+    public = VaultKeys.from_settings(ctx.settings).ensure_signing_key(AUDIT_KEY).public_keys
     for version in sorted(public):
         click.echo(ed25519_verifier(ctx.settings.audit_origin, public[version]).vkey())
 
