@@ -9,48 +9,18 @@ import json
 from collections.abc import Callable
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from controlplane.tlog import merkle
 from controlplane.tlog.note import (
-    Checkpoint,
     Note,
     cosignature_timestamp,
-    ed25519_verifier,
     parse_note,
     parse_signature_lines,
-    sign_note_line,
     verified_by,
 )
 from controlplane.tlog.protocol import SIZE_CONTENT_TYPE, Answer, add_checkpoint, fetch_latest
-from tests.fixtures.witness import RunningWitness
+from tests.fixtures.witness import LocalKeyLog, RunningWitness
 
 ORIGIN = "log.test/witness-protocol"
-
-
-class LocalKeyLog:
-    """A log client with its checkpoint key in memory, so a test can write any history it likes."""
-
-    def __init__(self, origin: str = ORIGIN) -> None:
-        self.origin = origin
-        self.key = Ed25519PrivateKey.generate()
-        raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        public = self.key.public_key().public_bytes(*raw)
-        self.verifier = ed25519_verifier(origin, public)
-
-    @staticmethod
-    def leaves(tag: str, count: int) -> list[bytes]:
-        return [merkle.hash_leaf(f"{tag}-{i}".encode()) for i in range(count)]
-
-    def note(self, leaves: list[bytes]) -> str:
-        text = Checkpoint(self.origin, len(leaves), merkle.root_of(leaves)).text()
-        line = sign_note_line(self.origin, self.verifier.public_key, text, self.key.sign)
-        return Note(text, (line,)).signed()
-
-    @staticmethod
-    def proof(old: int, leaves: list[bytes]) -> list[bytes]:
-        return merkle.consistency_proof(old, len(leaves), merkle.reader_of(merkle.levels_of(leaves)))
 
 
 @pytest.fixture
