@@ -6,6 +6,10 @@ Order of checks, each with the spec's status: a malformed body (400), an origin 
 lost or cut its history learns what it must prove from), the same size with another root (409: a
 fork), a consistency proof that does not take its recorded root to the new one (422). Only then
 does it sign, persist the new record, and answer with a cosignature/v1 line.
+
+A refused request that carries a valid log signature (a fork, a failed proof, a wrong old size) is
+kept in `evidence/` beside the state file, as the spec allows: two checkpoints the log signed that
+cannot both be true are proof of its misbehaviour, whatever its operators say later.
 """
 
 from __future__ import annotations
@@ -96,12 +100,14 @@ class Witness:
             if request.old_size != known:
                 log.warning("%s: refused size %d from old size %d; witnessed size is %d",
                             origin, checkpoint.size, request.old_size, known)
+                self._keep_evidence(body, checkpoint.size, f"old size {request.old_size}, witnessed {known}")
                 return Reply(409, f"{known}\n", SIZE_CONTENT_TYPE)
             if latest is not None:
                 refusal = self._inconsistency(latest, request.old_size, checkpoint.size,
                                               checkpoint.root_hash, request.proof)
                 if refusal is not None:
                     log.warning("%s: refused size %d: %s", origin, checkpoint.size, refusal.body.strip())
+                    self._keep_evidence(body, checkpoint.size, refusal.body.strip())
                     return refusal
             cosignature = cosign_line(
                 self.config.name, self.signer.public_key(), int(self.clock()), note.text, self.signer.sign
@@ -111,6 +117,12 @@ class Witness:
             self.state.write(records)
         log.info("%s: co-signed tree size %d", origin, checkpoint.size)
         return Reply(200, cosignature.line())
+
+    def _keep_evidence(self, body: bytes, size: int, reason: str) -> None:
+        folder = self.state.path.parent / "evidence"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        name = f"{int(self.clock() * 1000)}-{size}.txt"
+        (folder / name).write_bytes(f"# refused: {reason}\n".encode() + body)
 
     @staticmethod
     def _inconsistency(

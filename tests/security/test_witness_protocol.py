@@ -20,8 +20,6 @@ from controlplane.tlog.note import (
 from controlplane.tlog.protocol import SIZE_CONTENT_TYPE, Answer, add_checkpoint, fetch_latest
 from tests.fixtures.witness import LocalKeyLog, RunningWitness
 
-ORIGIN = "log.test/witness-protocol"
-
 
 @pytest.fixture
 def log() -> LocalKeyLog:
@@ -86,6 +84,10 @@ def test_the_witness_refuses_a_fork_at_the_same_size(witness: RunningWitness, lo
     assert send(witness, log, 0, LocalKeyLog.leaves("a", 6)).status == 200
     fork = send(witness, log, 6, LocalKeyLog.leaves("b", 6))
     assert fork.status == 409 and "fork" in fork.body
+    # the log's signed fork is kept as evidence of its misbehaviour
+    kept = [p.read_text() for p in (witness.state_dir / "evidence").iterdir()]
+    forked = log.note(LocalKeyLog.leaves("b", 6))
+    assert any(text.startswith("# refused: fork") and forked in text for text in kept)
     assert send(witness, log, 6, LocalKeyLog.leaves("a", 6)).status == 200  # the same checkpoint again
 
 
