@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
 from controlplane.tlog.protocol import MAX_BODY_BYTES
@@ -29,9 +30,12 @@ class WitnessApp:
         if request.path == "/add-checkpoint":
             if request.method != "POST":
                 return Reply(405, "POST only\n")
-            if (request.content_length or 0) > MAX_BODY_BYTES:
+            request.max_content_length = MAX_BODY_BYTES  # chunked bodies too: werkzeug stops reading
+            try:
+                body = request.get_data(cache=False)
+            except RequestEntityTooLarge:
                 return Reply(413, "request body too large\n")
-            return self.witness.add_checkpoint(request.get_data(cache=False)[: MAX_BODY_BYTES + 1])
+            return self.witness.add_checkpoint(body)
         if request.method != "GET":
             return Reply(405, "GET only\n")
         if request.path == "/latest":
