@@ -42,7 +42,7 @@ from sqlalchemy import insert, text  # noqa: E402
 
 from bench.baoserver import KV_MOUNT, TRANSIT_MOUNT, BaoDevServer  # noqa: E402
 from bench.console import bench_database, pct  # noqa: E402
-from controlplane.audit import merkle, record_event  # noqa: E402
+from controlplane.audit import record_event  # noqa: E402
 from controlplane.audit.bundle import export_bundle  # noqa: E402
 from controlplane.audit.check import check_log  # noqa: E402
 from controlplane.audit.checkpoints import read_pinned_keys  # noqa: E402
@@ -55,6 +55,7 @@ from controlplane.audit.verify import leaf_hashes_of, read_members, verify_bundl
 from controlplane.backends.vault import VaultKeys  # noqa: E402
 from controlplane.migrations import upgrade_database  # noqa: E402
 from controlplane.storage import Database, utcnow  # noqa: E402
+from controlplane.tlog import merkle  # noqa: E402
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 ACTIONS = ("account:login", "request:approve", "document:issue", "api_token:use", "tenant:quota:update")

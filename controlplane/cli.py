@@ -70,7 +70,7 @@ def doctor(ctx: CliContext, as_json: bool) -> None:
         backends = load_backends(ctx.settings)
     except ControlPlaneError as exc:
         error = exc
-    checks = check_everything(ctx.database(), backends, error)
+    checks = check_everything(ctx.database(), backends, error, witness_url=ctx.settings.witness_url)
     if as_json:
         click.echo(json.dumps([c.__dict__ for c in checks], indent=2))
     else:
@@ -171,6 +171,7 @@ def _register_command_groups() -> None:
     from controlplane.commands.documents_monitor import monitor
     from controlplane.commands.tenants import tenants, worker
     from controlplane.commands.users import users
+    from controlplane.commands.witness import witness
 
     cli.add_command(tenants)
     cli.add_command(worker)
@@ -178,6 +179,7 @@ def _register_command_groups() -> None:
     cli.add_command(documents)
     cli.add_command(audit)
     cli.add_command(users)
+    cli.add_command(witness)
 
 
 # ---------------------------------------------------------------------------- main

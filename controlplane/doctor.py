@@ -1,4 +1,5 @@
-"""Health of everything the control plane depends on: database, OpenStack services, Vault, Ansible."""
+"""Health of everything the control plane depends on: database, OpenStack services, Vault, Ansible,
+and the audit log's independent witness."""
 
 from __future__ import annotations
 
@@ -36,6 +37,20 @@ def check_database(database: Database) -> HealthCheck:
                        version=f"{dialect.name} {version}".strip(), elapsed_ms=_ms(started))
 
 
+def check_witness(database: Database, witness_url: str) -> HealthCheck:
+    """Is there a witness, does it answer, did it co-sign the latest checkpoint? No witness is
+    reported as such (not a failure, so a laptop without one still serves), never as co-signed."""
+    from controlplane.audit.witness_health import witness_health
+
+    if not witness_url:
+        return HealthCheck("witness", True, "NO WITNESS configured: audit checkpoints are not co-signed",
+                           hint="set witness_url and witness_vkey (scripts/run starts a local witness)")
+    started = time.perf_counter()
+    ok, detail = witness_health(database, witness_url)
+    return HealthCheck("witness", ok, detail, elapsed_ms=_ms(started),
+                       hint="" if ok else "the worker log names the witness's reason")
+
+
 def _safe(name: str, probe: Callable[[], list[HealthCheck]]) -> list[HealthCheck]:
     try:
         return probe()
@@ -45,10 +60,13 @@ def _safe(name: str, probe: Callable[[], list[HealthCheck]]) -> list[HealthCheck
 
 def check_everything(
     database: Database, backends: Backends | None,
-    backends_error: ControlPlaneError | None = None,
+    backends_error: ControlPlaneError | None = None, *, witness_url: str | None = None,
 ) -> list[HealthCheck]:
-    """All checks, the backends' in parallel (each has short timeouts), in a stable order."""
+    """All checks, the backends' in parallel (each has short timeouts), in a stable order; the
+    witness too when `witness_url` is given ("" = none configured)."""
     results = [check_database(database)]
+    if witness_url is not None:
+        results.append(_safe("witness", lambda: [check_witness(database, witness_url)])[0])
     if backends is None:
         message = backends_error.message if backends_error else "backends not configured"
         hint = backends_error.hint if backends_error and backends_error.hint else ""

@@ -94,6 +94,17 @@ class Settings:
     verify_upload_max_bytes: int = 20 * 1024 * 1024
     # Verification counts are summed in each process and written at most this often.
     verify_counts_flush_seconds: float = 5.0
+    # Audit log: the origin line of its C2SP checkpoints (and the audit key's note name); how often
+    # the worker sequences and signs, apart from the reconcile interval (an event can be deleted
+    # without trace only while it waits); `audit check` flags events waiting longer than the window.
+    audit_origin: str = "controlplane.local/audit"
+    audit_sequence_seconds: float = 5.0
+    audit_pending_window_seconds: int = 60
+    # The independent witness (C2SP tlog-witness) that co-signs every checkpoint, and its verifier
+    # key(s) pinned here (`<name>+<key id>+<base64>`, as its /vkey shows); empty URL = no witness.
+    witness_url: str = ""
+    witness_vkey: str = ""
+    witness_timeout: float = 10.0
 
     # ------------------------------------------------------------------ derived
     @property
@@ -284,4 +295,18 @@ def validate_settings(settings: Settings) -> list[str]:
         problems.append("verify_rate_per_minute must be 0 (no limit) or more, verify_rate_burst at least 1")
     if settings.verify_upload_max_bytes < 1 or settings.verify_counts_flush_seconds <= 0:
         problems.append("verify_upload_max_bytes and verify_counts_flush_seconds must be greater than 0")
+    return problems + _audit_problems(settings)
+
+
+def _audit_problems(settings: Settings) -> list[str]:
+    problems = []
+    if not settings.audit_origin or any(c.isspace() or c == "+" for c in settings.audit_origin):
+        problems.append(f"audit_origin: {settings.audit_origin!r} must be non-empty, without spaces or '+'")
+    if not 0 < settings.audit_sequence_seconds <= 60 or settings.audit_pending_window_seconds < 10:
+        problems.append("audit_sequence_seconds must be above 0 and at most 60, "
+                        "audit_pending_window_seconds at least 10")
+    if settings.witness_url and not settings.witness_url.startswith(("http://", "https://")):
+        problems.append(f"witness_url: {settings.witness_url!r} must start with http:// or https://")
+    if settings.witness_url and not settings.witness_vkey:
+        problems.append("witness_vkey: pin the witness's verifier key (its /vkey) when witness_url is set")
     return problems

@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.tenancy",
     "tests.fixtures.browser",
     "tests.fixtures.documents",
+    "tests.fixtures.witness",
 ]

@@ -4,8 +4,11 @@ Members:
   manifest.json     format, origin, tree size (= the latest checkpoint's), export time
   events.jsonl      line i = the leaf input of leaf i: the event's canonical CADF record (cadf.py)
   checkpoints.json  every checkpoint up to that size: size, root, time, key version, signature,
-                    and the witness co-signature if any (base64 for bytes)
-  keys.json         public keys (raw Ed25519, base64) of every version of the audit and witness keys
+                    "note" = the C2SP signed note (log signature and the witness's cosignature
+                    lines) for checkpoints since revision 0014, the old co-signature for older ones
+  keys.json         public keys (raw Ed25519, base64) of every version of the audit key (and of the
+                    legacy same-Vault witness key), and "witness_vkeys": the witness keys the
+                    exporting control plane pins (an auditor should pin its own: --witness-key)
   proofs.json       a consistency proof between each pair of consecutive checkpoints
 """
 
@@ -26,11 +29,12 @@ from sqlalchemy import select
 from controlplane.audit.cadf import canonical_json, record_of_row
 from controlplane.audit.checkpoints import (
     AUDIT_KEY,
-    ORIGIN,
-    WITNESS_KEY,
+    LEGACY_WITNESS_KEY,
     archived_keys,
     b64,
     format_note_time,
+    origin_of,
+    signed_note,
     witness_json,
 )
 from controlplane.audit.models import AuditCheckpoint, AuditEvent
@@ -49,8 +53,11 @@ class Exported:
     checkpoints: int
 
 
-def checkpoint_json(cp: AuditCheckpoint) -> dict[str, Any]:
+def checkpoint_json(cp: AuditCheckpoint, audit_keys: dict[int, bytes] | None = None) -> dict[str, Any]:
+    public = (audit_keys or {}).get(cp.key_version)
+    note = signed_note(cp, public) if cp.note is not None and public is not None else None
     return {
+        "note": note,
         "tree_size": cp.tree_size,
         "root_hash": b64(cp.root_hash),
         "time": format_note_time(cp.signed_at),
@@ -67,7 +74,7 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def export_bundle(db: Database, output: Path) -> Exported:
+def export_bundle(db: Database, output: Path, *, witness_vkeys: list[str] | None = None) -> Exported:
     """Write the bundle of everything covered by the latest signed checkpoint."""
     with db.transaction() as s, tempfile.TemporaryFile() as events:
         latest = latest_checkpoint(s)
@@ -83,10 +90,12 @@ def export_bundle(db: Database, output: Path) -> Exported:
         for first, second in itertools.pairwise(cps):
             p = prove_consistency(s, first.tree_size, second.tree_size)
             proofs.append({"first": p.first, "second": p.second, "proof": [b64(h) for h in p.path]})
-        keys = {
+        keys: dict[str, Any] = {
             name: {str(v): b64(k) for v, k in archived_keys(s, name).items()}
-            for name in (AUDIT_KEY, WITNESS_KEY)
+            for name in (AUDIT_KEY, LEGACY_WITNESS_KEY)
         }
+        keys["witness_vkeys"] = list(witness_vkeys or [])
+        audit_keys = archived_keys(s, AUDIT_KEY)
         count = 0
         query = (
             select(*EVENT_COLUMNS, AuditEvent.leaf_index)
@@ -98,7 +107,7 @@ def export_bundle(db: Database, output: Path) -> Exported:
             count += 1
         manifest = {
             "format": FORMAT,
-            "origin": ORIGIN,
+            "origin": origin_of(latest),
             "tree_size": size,
             "events": count,
             "exported_at": format_note_time(utcnow()),
@@ -111,7 +120,8 @@ def export_bundle(db: Database, output: Path) -> Exported:
             info.size, info.mtime, info.mode = events.seek(0, io.SEEK_END), int(time.time()), 0o644
             events.seek(0)
             tar.addfile(info, events)
-            _add(tar, "checkpoints.json", json.dumps([checkpoint_json(cp) for cp in cps], indent=1).encode())
+            listed = [checkpoint_json(cp, audit_keys) for cp in cps]
+            _add(tar, "checkpoints.json", json.dumps(listed, indent=1).encode())
             _add(tar, "keys.json", json.dumps(keys, indent=1).encode())
             _add(tar, "proofs.json", json.dumps({"consistency": proofs}, indent=1).encode())
     return Exported(output, size, len(cps))

@@ -11,24 +11,28 @@ new events, except when backdated before the last checkpoint (see BACKDATE_GRACE
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 
-from controlplane.audit import merkle
 from controlplane.audit.checkpoints import (
     AUDIT_KEY,
-    WITNESS_KEY,
+    LEGACY_WITNESS_KEY,
     archived_keys,
     checkpoint_signed_by,
+    is_cosigned,
     witness_signed_by,
 )
 from controlplane.audit.models import AuditCheckpoint, AuditEvent, AuditTreeNode, AuditTreeState
+from controlplane.audit.pinning import Pinned, pinned_fault
 from controlplane.audit.proofs import STATE_ID
 from controlplane.audit.sequencer import EVENT_COLUMNS, leaf_hash_of_row
-from controlplane.storage import Database, as_utc
+from controlplane.storage import Database, as_utc, utcnow
+from controlplane.tlog import merkle
+from controlplane.tlog.note import Verifier
 
 # An unsequenced event older than the last checkpoint by this much was not written by a live
 # transaction (those commit within seconds): it was inserted behind the log's back.
@@ -37,7 +41,8 @@ BACKDATE_GRACE = timedelta(minutes=10)
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # edited | deleted | reordered | inserted | tree | checkpoint
+    kind: str  # edited | deleted | reordered | inserted | tree | checkpoint | truncated | fork | regrown
+    #          | unsequenced
     leaf_index: int
     message: str
     event_id: int | None = None
@@ -157,6 +162,7 @@ def check_checkpoints(
     size: int,
     audit_keys: Mapping[int, bytes],
     witness_keys: Mapping[int, bytes],
+    witnesses: Sequence[Verifier] = (),
 ) -> list[Fault]:
     faults = []
     reader = merkle.reader_of(levels)
@@ -188,7 +194,9 @@ def check_checkpoints(
                     f"the checkpoint at tree size {cp.tree_size} signed",
                 )
             )
-        elif cp.witness_signature is not None and witness_keys and not witness_signed_by(cp, witness_keys):
+        elif _cosignature_checkable(cp, witness_keys, witnesses) and not witness_signed_by(
+            cp, witness_keys, witnesses
+        ):
             faults.append(
                 Fault(
                     "checkpoint",
@@ -200,8 +208,25 @@ def check_checkpoints(
     return faults
 
 
-def check_log(db: Database, *, pinned_audit_keys: list[bytes] | None = None) -> CheckReport:
-    """Walk everything once (read-only). `pinned_audit_keys`: trust these instead of the archive."""
+def _cosignature_checkable(
+    cp: AuditCheckpoint, legacy_keys: Mapping[int, bytes], witnesses: Sequence[Verifier]
+) -> bool:
+    if cp.cosignature is not None:
+        return bool(witnesses)
+    return cp.witness_signature is not None and bool(legacy_keys)
+
+
+def check_log(
+    db: Database,
+    *,
+    pinned_audit_keys: list[bytes] | None = None,
+    witnesses: Sequence[Verifier] = (),
+    since: Pinned | None = None,
+    pending_window: timedelta | None = None,
+) -> CheckReport:
+    """Walk everything once (read-only). `pinned_audit_keys`: trust these instead of the archive;
+    `witnesses`: the pinned witness keys its cosignatures must verify under; `since`: a checkpoint
+    the log must still extend; `pending_window`: how long an event may wait unsequenced."""
     report = CheckReport()
     with db.transaction() as s:
         state = s.get(AuditTreeState, STATE_ID)
@@ -224,11 +249,11 @@ def check_log(db: Database, *, pinned_audit_keys: list[bytes] | None = None) -> 
         ).all()
         cps = list(s.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size)))
         audit_keys = archived_keys(s, AUDIT_KEY)
-        witness_keys = archived_keys(s, WITNESS_KEY)
+        witness_keys = archived_keys(s, LEGACY_WITNESS_KEY)
     if pinned_audit_keys is not None:
         audit_keys = {v: k for v, k in audit_keys.items() if k in pinned_audit_keys}
     report.tree_size, report.checkpoints, report.pending = size, len(cps), len(pending)
-    report.witnessed = sum(1 for cp in cps if cp.witness_signature is not None)
+    report.witnessed = sum(1 for cp in cps if is_cosigned(cp))
     leaf_hashes = [stored.get((0, i)) for i in range(size)]
     missing = next((i for i, h in enumerate(leaf_hashes) if h is None), None)
     if missing is not None:
@@ -238,7 +263,14 @@ def check_log(db: Database, *, pinned_audit_keys: list[bytes] | None = None) -> 
     report.faults += check_leaves(leaves, rows)
     levels = merkle.levels_of(leaves)
     report.faults += check_tree(levels, stored, size, state_root)
-    report.faults += check_checkpoints(cps, levels, size, audit_keys, witness_keys)
+    report.faults += check_checkpoints(cps, levels, size, audit_keys, witness_keys, witnesses)
+    if since is not None:
+        reader = merkle.reader_of(levels)
+        found = pinned_fault(since, size, lambda n: merkle.subtree_root(0, n, reader))
+        if found is not None:
+            report.faults.append(Fault(found[0], min(since.size, size), found[1]))
+    if pending_window is not None:
+        report.faults += _stale_pending(pending, size, pending_window)
     if cps:
         cutoff = as_utc(cps[-1].signed_at) - BACKDATE_GRACE
         backdated = next((event_id for event_id, at in pending if as_utc(at) < cutoff), None)
@@ -253,3 +285,22 @@ def check_log(db: Database, *, pinned_audit_keys: list[bytes] | None = None) -> 
                 )
             )
     return report
+
+
+def _stale_pending(pending: Sequence[Any], size: int, window: timedelta) -> list[Fault]:
+    """Events waiting longer than the window: the sequencer is not running (or was stopped), so the
+    bound on deleting an event before it is sequenced no longer holds."""
+    cutoff = utcnow() - window
+    stale = [(event_id, at) for event_id, at in pending if as_utc(at) < cutoff]
+    if not stale:
+        return []
+    return [
+        Fault(
+            "unsequenced",
+            size,
+            f"{len(stale)} event(s) have waited more than {int(window.total_seconds())} s unsequenced "
+            "(oldest first): while they wait they can be deleted without trace; is the worker's "
+            "sequencer running?",
+            stale[0][0],
+        )
+    ]

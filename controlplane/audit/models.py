@@ -6,7 +6,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, LargeBinary, SmallInteger, String, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controlplane.storage import Base, utcnow
@@ -95,6 +106,10 @@ class AuditCheckpoint(Base):
     witness_key_version: Mapped[int | None] = mapped_column(Integer)
     witness_signed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     witness_signature: Mapped[bytes | None] = mapped_column(LargeBinary(64))
+    # C2SP tlog-checkpoint text as signed (NULL: a checkpoint from before, in the old text) and the
+    # independent witness's cosignature/v1 line(s) over it (tlog-cosignature).
+    note: Mapped[str | None] = mapped_column(Text)
+    cosignature: Mapped[str | None] = mapped_column(Text)
 
 
 class AuditKey(Base):

@@ -9,9 +9,9 @@ from typing import TypeVar
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from controlplane.audit import merkle
 from controlplane.audit.models import AuditCheckpoint, AuditTreeState
 from controlplane.errors import ControlPlaneError, InvalidInput, NotFound
+from controlplane.tlog import merkle
 
 STATE_ID = 1
 T = TypeVar("T")

@@ -11,6 +11,7 @@ its size, and the tree only grows.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,25 +21,17 @@ from sqlalchemy import Table, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from controlplane.audit import hours, merkle
+from controlplane.audit import hours
 from controlplane.audit.cadf import canonical_json, record_of_row
-from controlplane.audit.checkpoints import (
-    AUDIT_KEY,
-    WITNESS_KEY,
-    archive_keys,
-    archived_keys,
-    checkpoint_note,
-    checkpoint_signed_by,
-    cosignature_note,
-    note_of,
-    pin_keys,
-    witness_signed_by,
-)
+from controlplane.audit.checkpoints import AUDIT_KEY, DEFAULT_ORIGIN, archive_keys, archived_keys, pin_keys
 from controlplane.audit.models import AuditCheckpoint, AuditEvent, AuditTreeNode, AuditTreeState
-from controlplane.audit.proofs import STATE_ID, TreeCorrupt, prove_consistency, read_nodes
+from controlplane.audit.proofs import STATE_ID, TreeCorrupt, read_nodes
+from controlplane.audit.witnessing import WitnessLink, witness_pass
 from controlplane.backends.keys import KeyBackend, Signature
-from controlplane.errors import BackendNotFound, Conflict, ControlPlaneError
+from controlplane.errors import BackendNotFound, ControlPlaneError
 from controlplane.storage import Database, utcnow
+from controlplane.tlog import merkle
+from controlplane.tlog.note import Checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -163,9 +156,10 @@ def _sign(keys: KeyBackend, name: str, message: bytes) -> Signature:
 
 
 def sign_checkpoint(
-    db: Database, keys: KeyBackend, *, pin_path: Path | None = None
+    db: Database, keys: KeyBackend, *, pin_path: Path | None = None, origin: str = DEFAULT_ORIGIN
 ) -> AuditCheckpoint | None:
-    """Sign the current tree if it grew since the last checkpoint; None when there is nothing new."""
+    """Sign the current tree, as a C2SP checkpoint of `origin`, if it grew since the last
+    checkpoint; None when there is nothing new."""
     with db.transaction() as s:
         state = s.get(AuditTreeState, STATE_ID)
         last = s.scalar(select(func.max(AuditCheckpoint.tree_size)))
@@ -173,7 +167,8 @@ def sign_checkpoint(
     if state is None or state.tree_size == 0 or (last is not None and last >= state.tree_size):
         return None
     signed_at = utcnow()
-    signature = _sign(keys, AUDIT_KEY, checkpoint_note(state.tree_size, state.root_hash, signed_at))
+    text = Checkpoint(origin, state.tree_size, state.root_hash).text()
+    signature = _sign(keys, AUDIT_KEY, text.encode())
     public_keys = keys.get_signing_key(AUDIT_KEY).public_keys if signature.key_version not in known else {}
     cp = AuditCheckpoint(
         tree_size=state.tree_size,
@@ -182,6 +177,7 @@ def sign_checkpoint(
         key_name=AUDIT_KEY,
         key_version=signature.key_version,
         signature=signature.signature,
+        note=text,
     )
     try:
         with db.transaction() as s:
@@ -196,83 +192,36 @@ def sign_checkpoint(
     return cp
 
 
-def cosign_checkpoint(db: Database, keys: KeyBackend, *, tree_size: int | None = None) -> AuditCheckpoint:
-    """The witness co-signs a checkpoint (the latest by default) after checking the audit key's
-    signature and that the tree only grew since the last checkpoint it co-signed."""
-    with db.transaction() as s:
-        query = select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc()).limit(1)
-        if tree_size is not None:
-            query = select(AuditCheckpoint).where(AuditCheckpoint.tree_size == tree_size)
-        cp = s.scalar(query)
-        if cp is None:
-            raise Conflict("there is no such signed checkpoint to co-sign")
-        if cp.witness_signature is not None:
-            return cp
-        previous = s.scalar(
-            select(AuditCheckpoint)
-            .where(AuditCheckpoint.witness_signature.is_not(None))
-            .order_by(AuditCheckpoint.tree_size.desc())
-            .limit(1)
-        )
-        witness_keys = archived_keys(s, WITNESS_KEY)
-        proof = None
-        if previous is not None:
-            if previous.tree_size > cp.tree_size:
-                raise Conflict(
-                    f"the witness already co-signed tree size {previous.tree_size}; "
-                    f"it does not go back to {cp.tree_size}"
-                )
-            proof = prove_consistency(s, previous.tree_size, cp.tree_size)
-    audit_public = keys.get_signing_key(AUDIT_KEY).public_keys
-    if not checkpoint_signed_by(cp, audit_public):
-        raise Conflict(f"the checkpoint at tree size {cp.tree_size} is not signed by the audit key")
-    if previous is not None and proof is not None:
-        if witness_keys and not witness_signed_by(previous, witness_keys):
-            raise Conflict(
-                f"the witness's own co-signature at tree size {previous.tree_size} does not verify"
-            )
-        if not merkle.verify_consistency(
-            previous.tree_size, cp.tree_size, previous.root_hash, cp.root_hash, proof.path
-        ):
-            raise Conflict(
-                f"tree size {cp.tree_size} is not an append-only extension of tree size "
-                f"{previous.tree_size}: the witness refuses to co-sign"
-            )
-    witnessed_at = utcnow()
-    signature = _sign(keys, WITNESS_KEY, cosignature_note(note_of(cp), witnessed_at))
-    public = (
-        keys.get_signing_key(WITNESS_KEY).public_keys if signature.key_version not in witness_keys else {}
-    )
-    with db.transaction() as s:
-        archive_keys(s, WITNESS_KEY, public)
-        row = s.get(AuditCheckpoint, cp.id)
-        assert row is not None
-        row.witness_key_name, row.witness_key_version = WITNESS_KEY, signature.key_version
-        row.witness_signed_at, row.witness_signature = witnessed_at, signature.signature
-        s.flush()
-        s.expunge(row)
-    return row
-
-
 def run_sequencer(
-    db: Database, keys: KeyBackend, *, pin_path: Path | None = None, batch_size: int = BATCH_SIZE
+    db: Database,
+    keys: KeyBackend,
+    *,
+    pin_path: Path | None = None,
+    batch_size: int = BATCH_SIZE,
+    origin: str = DEFAULT_ORIGIN,
 ) -> tuple[Integrated, AuditCheckpoint | None]:
     """One pass: integrate everything pending, then sign a checkpoint if the tree grew."""
     integrated = integrate_pending(db, batch_size=batch_size)
-    return integrated, sign_checkpoint(db, keys, pin_path=pin_path)
+    return integrated, sign_checkpoint(db, keys, pin_path=pin_path, origin=origin)
 
 
 def with_sequencer(
-    after_pass: Callable[[Database], object] | None, keys: KeyBackend, *, pin_path: Path | None = None
+    after_pass: Callable[[Database], object] | None,
+    keys: KeyBackend,
+    *,
+    pin_path: Path | None = None,
+    origin: str = DEFAULT_ORIGIN,
+    witness: WitnessLink | None = None,
 ) -> Callable[[Database], None]:
-    """A worker `after_pass` hook: the given one, then a sequencer pass. A sequencer failure (Vault
-    down) is logged, not raised: the events stay queued and the next pass signs them."""
+    """A worker `after_pass` hook: the given one, then a sequencer pass and a witness request. A
+    sequencer failure (Vault down) is logged, not raised: the events stay queued and the next pass
+    signs them; a witness refusal is logged as an error (see witnessing.py)."""
 
     def hook(db: Database) -> None:
         if after_pass is not None:
             after_pass(db)
         try:
-            integrated, cp = run_sequencer(db, keys, pin_path=pin_path)
+            integrated, cp = run_sequencer(db, keys, pin_path=pin_path, origin=origin)
         except ControlPlaneError as exc:
             log.warning("audit sequencer: %s", exc.message)
             return
@@ -283,5 +232,26 @@ def with_sequencer(
                 integrated.tree_size,
                 ", checkpoint signed" if cp is not None else "",
             )
+        witness_pass(db, witness)
 
     return hook
+
+
+def sequence_forever(hook: Callable[[Database], None], db: Database, *, every: float,
+                     stop: threading.Event) -> threading.Thread:
+    """Run a `with_sequencer` hook every `every` seconds on a daemon thread, apart from the
+    reconcile loop: how long an event can wait unsequenced (and so be deleted without trace) is
+    bounded by this, not by the reconcile interval. `audit check` reports events older than
+    `audit_pending_window_seconds` still waiting."""
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                hook(db)
+            except Exception:  # the thread must outlive a bad pass (database restarting, say)
+                log.exception("audit sequencer pass failed")
+            stop.wait(every)
+
+    thread = threading.Thread(target=loop, name="audit-sequencer", daemon=True)
+    thread.start()
+    return thread

@@ -3,7 +3,10 @@
 Recomputes every leaf hash from the events and the tree over them; checks each checkpoint's root
 against that tree, its signature with the bundled audit key (which must be one of the pinned keys),
 the witness co-signatures, and the consistency proofs between consecutive checkpoints. Any single
-changed byte of events, checkpoints, keys or proofs is a fault with a message naming it.
+changed byte of events, checkpoints, keys or proofs is a fault with a message naming it. With a
+pinned checkpoint (`since`), a log that is shorter (truncated), or holds another history below the
+pinned size (fork, regrown), fails too. C2SP checkpoints carry their signed note; a standard note
+verifier can check those with the audit key's vkey and the witness's.
 """
 
 from __future__ import annotations
@@ -19,15 +22,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controlplane.audit import merkle
 from controlplane.audit.bundle import FORMAT, MEMBERS
 from controlplane.audit.checkpoints import (
     AUDIT_KEY,
-    WITNESS_KEY,
-    checkpoint_note,
-    cosignature_note,
+    LEGACY_WITNESS_KEY,
+    legacy_checkpoint_note,
+    legacy_cosignature_note,
     parse_note_time,
     verify_ed25519,
+)
+from controlplane.audit.pinning import Pinned, pinned_fault
+from controlplane.tlog import merkle
+from controlplane.tlog.note import (
+    NoteError,
+    Verifier,
+    ed25519_verifier,
+    parse_checkpoint,
+    parse_note,
+    parse_vkey,
+    verified_by,
 )
 
 
@@ -86,8 +99,15 @@ def leaf_hashes_of(events: bytes) -> list[bytes]:
 
 
 def verify_bundle(
-    path: Path, *, pinned_audit_keys: Sequence[bytes], pinned_witness_keys: Sequence[bytes] | None = None
+    path: Path,
+    *,
+    pinned_audit_keys: Sequence[bytes],
+    pinned_witness_keys: Sequence[bytes] | None = None,
+    witnesses: Sequence[Verifier] | None = None,
+    since: Pinned | None = None,
 ) -> VerifyReport:
+    """`pinned_witness_keys`: legacy co-signature keys; `witnesses`: C2SP witness verifier keys
+    (default: the bundle's own witness_vkeys, which prove only what the exporter pinned)."""
     report = VerifyReport()
     try:
         members = read_members(path)
@@ -95,7 +115,9 @@ def verify_bundle(
         cps = json.loads(members["checkpoints.json"])
         keys = json.loads(members["keys.json"])
         proofs = json.loads(members["proofs.json"]).get("consistency", [])
-        audit_keys, witness_keys = _keys(keys, AUDIT_KEY), _keys(keys, WITNESS_KEY)
+        audit_keys, witness_keys = _keys(keys, AUDIT_KEY), _keys(keys, LEGACY_WITNESS_KEY)
+        if witnesses is None:
+            witnesses = [parse_vkey(str(v)) for v in keys.get("witness_vkeys", [])]
     except (BundleUnreadable, ValueError, AttributeError) as exc:
         report.faults.append(f"bundle: {exc}")
         return report
@@ -116,9 +138,17 @@ def verify_bundle(
     if pinned_witness_keys is not None:
         for version, key in witness_keys.items():
             if key not in pinned_witness_keys:
-                report.faults.append(f"keys: {WITNESS_KEY} version {version} is not a pinned witness key")
+                report.faults.append(
+                    f"keys: {LEGACY_WITNESS_KEY} version {version} is not a pinned witness key"
+                )
+    if since is not None:
+        levels = merkle.levels_of(leaves)
+        reader = merkle.reader_of(levels)
+        found = pinned_fault(since, len(leaves), lambda n: merkle.subtree_root(0, n, reader))
+        if found is not None:
+            report.faults.append(f"{found[0]}: {found[1]}")
     try:
-        report.faults += _check_checkpoints(cps, leaves, audit_keys, witness_keys, report)
+        report.faults += _check_checkpoints(cps, leaves, audit_keys, witness_keys, witnesses, report)
         report.faults += _check_proofs(cps, proofs)
     except (BundleUnreadable, KeyError, TypeError, ValueError) as exc:
         report.faults.append(f"checkpoints: unreadable ({exc})")
@@ -130,6 +160,7 @@ def _check_checkpoints(
     leaves: list[bytes],
     audit_keys: dict[int, bytes],
     witness_keys: dict[int, bytes],
+    witnesses: Sequence[Verifier],
     report: VerifyReport,
 ) -> list[str]:
     faults: list[str] = []
@@ -148,25 +179,82 @@ def _check_checkpoints(
     previous = 0
     for cp in cps:
         size, root = int(cp["tree_size"]), _b64(cp["root_hash"], "a checkpoint root")
-        note = checkpoint_note(size, root, parse_note_time(cp["time"]))
-        key = audit_keys.get(int(cp["key_version"]))
         label = f"checkpoint at tree size {size}"
-        if key is None or not verify_ed25519(key, _b64(cp["signature"], "a signature"), note):
-            faults.append(f"{label}: the audit signature does not verify")
+        key = audit_keys.get(int(cp["key_version"]))
+        if cp.get("note"):
+            faults += _check_note(label, cp, size, root, key, witnesses, report)
+        else:
+            faults += _check_legacy(label, cp, size, root, key, witness_keys, report)
         if 0 < size <= len(leaves) and merkle.subtree_root(0, size, reader) != root:
             faults.append(
                 f"{label}: events {previous}..{size - 1} (lines {previous + 1}..{size} of "
                 "events.jsonl) differ from what it signed"
             )
-        witness = cp.get("witness")
-        if witness is not None:
-            wkey = witness_keys.get(int(witness["key_version"]))
-            cosig = cosignature_note(note, parse_note_time(witness["time"]))
-            if wkey is None or not verify_ed25519(wkey, _b64(witness["signature"], "a co-signature"), cosig):
-                faults.append(f"{label}: the witness co-signature does not verify")
-            else:
-                report.witnessed += 1
         previous = size
+    return faults
+
+
+def _check_note(
+    label: str,
+    cp: dict[str, Any],
+    size: int,
+    root: bytes,
+    key: bytes | None,
+    witnesses: Sequence[Verifier],
+    report: VerifyReport,
+) -> list[str]:
+    """A C2SP checkpoint: its note states this size and root, is signed by the audit key under its
+    origin, and (if co-signed) the cosignature verifies under a witness key."""
+    try:
+        note = parse_note(str(cp["note"]))
+        checkpoint = parse_checkpoint(note.text)
+    except NoteError as exc:
+        return [f"{label}: the signed note is malformed ({exc})"]
+    if (checkpoint.size, checkpoint.root_hash) != (size, root):
+        return [f"{label}: the signed note states another size or root"]
+    faults = []
+    try:
+        log_key = [ed25519_verifier(checkpoint.origin, key)] if key is not None else []
+        signature = _b64(cp["signature"], "a signature")
+        signed = key is not None and verify_ed25519(key, signature, note.text.encode())
+        if not signed or not verified_by(note, log_key):
+            faults.append(f"{label}: the audit signature does not verify")
+    except NoteError:
+        faults.append(f"{label}: the audit signature does not verify")
+    others = [s for s in note.signatures if s.name != checkpoint.origin]
+    if others:
+        try:
+            if verified_by(note, witnesses):
+                report.witnessed += 1
+            elif witnesses:
+                faults.append(f"{label}: no witness co-signature by a pinned witness key")
+        except NoteError:
+            faults.append(f"{label}: the witness co-signature does not verify")
+    return faults
+
+
+def _check_legacy(
+    label: str,
+    cp: dict[str, Any],
+    size: int,
+    root: bytes,
+    key: bytes | None,
+    witness_keys: dict[int, bytes],
+    report: VerifyReport,
+) -> list[str]:
+    """A checkpoint from before C2SP notes: the old text and the old co-signature."""
+    faults = []
+    note = legacy_checkpoint_note(size, root, parse_note_time(cp["time"]))
+    if key is None or not verify_ed25519(key, _b64(cp["signature"], "a signature"), note):
+        faults.append(f"{label}: the audit signature does not verify")
+    witness = cp.get("witness")
+    if witness is not None:
+        wkey = witness_keys.get(int(witness["key_version"]))
+        cosig = legacy_cosignature_note(note, parse_note_time(witness["time"]))
+        if wkey is None or not verify_ed25519(wkey, _b64(witness["signature"], "a co-signature"), cosig):
+            faults.append(f"{label}: the witness co-signature does not verify")
+        else:
+            report.witnessed += 1
     return faults
 
 

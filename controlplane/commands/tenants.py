@@ -323,7 +323,8 @@ def worker(ctx: Any, once: bool, interval: int, concurrency: int, metrics_port: 
     """Reconcile tenants continuously: drift detection and repair on every pass."""
     from controlplane import metrics
     from controlplane.audit.checkpoints import PINNED_KEY_FILE
-    from controlplane.audit.sequencer import with_sequencer
+    from controlplane.audit.sequencer import sequence_forever, with_sequencer
+    from controlplane.audit.witnessing import WitnessLink
     from controlplane.documents.publication import publish_when_due
     from controlplane.requests.desired import sync_outcomes
     from controlplane.storage import Database
@@ -337,12 +338,19 @@ def worker(ctx: Any, once: bool, interval: int, concurrency: int, metrics_port: 
     def after_pass(database: Database) -> None:
         sync_outcomes(database)
         publish_when_due(database, backends.keys)
+        if once:
+            sequencer(database)
 
+    # The audit log is sequenced, signed and sent to the witness every audit_sequence_seconds on
+    # its own thread, whatever the reconcile interval (README, Audit: the window for deleting
+    # events not yet sequenced); --once does it once after the pass.
+    sequencer = with_sequencer(None, backends.keys, pin_path=Path(settings.instance_path) / PINNED_KEY_FILE,
+                               origin=settings.audit_origin, witness=WitnessLink.from_settings(settings))
+    if not once:
+        sequence_forever(sequencer, db, every=settings.audit_sequence_seconds, stop=threading.Event())
     run_worker(
-        # after each pass: requests learn their outcomes, the trust list is republished when due,
-        # then the audit log is sequenced and signed
-        after_pass=with_sequencer(after_pass, backends.keys,
-                                  pin_path=Path(settings.instance_path) / PINNED_KEY_FILE),
+        # after each pass: requests learn their outcomes, the trust list is republished when due
+        after_pass=after_pass,
         db=db,
         backends=backends,
         settings=settings,

@@ -8,7 +8,16 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from controlplane.audit import proofs
-from controlplane.audit.checkpoints import ORIGIN, b64, format_note_time, note_of, witness_json
+from controlplane.audit.checkpoints import (
+    AUDIT_KEY,
+    archived_keys,
+    b64,
+    format_note_time,
+    note_of,
+    origin_of,
+    signed_note,
+    witness_json,
+)
 from controlplane.audit.models import AuditCheckpoint
 from controlplane.errors import InvalidInput
 from controlplane.web import context
@@ -27,15 +36,17 @@ def _int_arg(name: str, *, minimum: int) -> int:
     return int(raw)
 
 
-def checkpoint_body(cp: AuditCheckpoint) -> dict[str, Any]:
+def checkpoint_body(cp: AuditCheckpoint, public_key: bytes | None = None) -> dict[str, Any]:
     return {
-        "origin": ORIGIN,
+        "origin": origin_of(cp),
         "tree_size": cp.tree_size,
         "root_hash": b64(cp.root_hash),
         "time": format_note_time(cp.signed_at),
         "note": note_of(cp).decode("ascii"),
         "signature": {"key_name": cp.key_name, "key_version": cp.key_version, "value": b64(cp.signature)},
         "witness": witness_json(cp),
+        # the C2SP signed note (tlog-checkpoint + cosignature lines), for standard verifiers
+        "signed_note": signed_note(cp, public_key) if cp.note is not None and public_key else None,
     }
 
 
@@ -43,7 +54,8 @@ def checkpoint_body(cp: AuditCheckpoint) -> dict[str, Any]:
 @require_scope(SCOPE)
 def latest_checkpoint() -> Response:
     with context.database().transaction() as s:
-        return jsonify(checkpoint_body(proofs.latest_checkpoint(s)))
+        cp = proofs.latest_checkpoint(s)
+        return jsonify(checkpoint_body(cp, archived_keys(s, AUDIT_KEY).get(cp.key_version)))
 
 
 @bp.get("/proof/inclusion")

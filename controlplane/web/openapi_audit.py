@@ -70,8 +70,10 @@ _SIGNATURE = {
 }
 _WITNESS = {
     "type": ["object", "null"],
-    "required": ["key_name", "key_version", "time", "signature"],
+    "description": "the independent witness's C2SP cosignature line(s), or (checkpoints before "
+    "C2SP notes) the old same-Vault co-signature",
     "properties": {
+        "cosignature": {"type": "string"},
         "key_name": {"type": "string"},
         "key_version": {"type": "integer"},
         "time": {"type": "string"},
@@ -91,6 +93,11 @@ SCHEMAS: dict[str, Any] = {
             "note": {"type": "string", "description": "the exact text signed by the audit key"},
             "signature": _SIGNATURE,
             "witness": _WITNESS,
+            "signed_note": {
+                "type": ["string", "null"],
+                "description": "C2SP tlog-checkpoint signed note: the log's signature and the "
+                "witness's cosignature lines (null for checkpoints before C2SP notes)",
+            },
         },
     },
     "AuditInclusionProof": {

@@ -32,7 +32,8 @@ def current_health(*, fresh: bool = False) -> list[HealthCheck]:
         checks = [check_database(context.database())]
     else:
         backends, error = context.backends()
-        checks = check_everything(context.database(), backends, error)
+        checks = check_everything(context.database(), backends, error,
+                                  witness_url=context.settings().witness_url)
     for check in checks:
         BACKEND_UP.labels(check.name).set(1 if check.ok else 0)
     with _cache_lock:

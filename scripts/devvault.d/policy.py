@@ -8,12 +8,15 @@ policies and the retired-keys policy, AppRoles, KV; no mounts, no tokens, no aud
   policy.py token-policies the policies of the control plane's token (besides `default`)
   policy.py check          read `bao token lookup -format=json` on stdin; exit 0 if the token
                            carries exactly default + token-policies
+  policy.py witness-hcl    the `witness` policy of the witness's own OpenBao (controlplane.witness)
+  policy.py witness-check  as check, for the witness token: exactly default + witness
 """
 
 import json
 import sys
 
 from controlplane.backends.keys import RETIRED_KEYS_POLICY, controlplane_policy_hcl
+from controlplane.witness.signer import witness_policy_hcl
 
 TOKEN_POLICIES = ["controlplane", RETIRED_KEYS_POLICY]
 
@@ -22,6 +25,11 @@ def main() -> int:
     what = sys.argv[1]
     if what == "hcl":
         sys.stdout.write(controlplane_policy_hcl(transit_mount="transit", kv_mount="kv"))
+    elif what == "witness-hcl":
+        sys.stdout.write(witness_policy_hcl(transit_mount="transit", key="witness"))
+    elif what == "witness-check":
+        policies = json.load(sys.stdin)["data"]["policies"]
+        return 0 if sorted(policies) == ["default", "witness"] else 1
     elif what == "token-policies":
         print(" ".join(TOKEN_POLICIES))
     elif what == "check":

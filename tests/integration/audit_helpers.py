@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from controlplane.audit import record_event
-from controlplane.audit.checkpoints import AUDIT_KEY, PINNED_KEY_FILE, WITNESS_KEY
+from controlplane.audit.checkpoints import AUDIT_KEY, PINNED_KEY_FILE
 from controlplane.audit.sequencer import run_sequencer
 from controlplane.backends.keys import KeyBackend
 from controlplane.settings import Settings
@@ -24,11 +24,10 @@ from tests.fixtures.vault import VaultJanitor
 def audit_keys_fixture(
     vault_keys: KeyBackend, make_vault_janitor: Callable[[KeyBackend], VaultJanitor]
 ) -> KeyBackend:
-    """The control plane's Vault adapter, with the audit and witness keys it makes destroyed after
-    the test."""
+    """The control plane's Vault adapter, with the audit key it makes destroyed after the test (the
+    witness's key is not in this Vault: tests.fixtures.witness)."""
     janitor = make_vault_janitor(vault_keys)
     janitor.key(AUDIT_KEY)
-    janitor.key(WITNESS_KEY)
     return vault_keys
 
 

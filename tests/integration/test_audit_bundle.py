@@ -14,16 +14,17 @@ import pytest
 from flask.testing import FlaskClient
 
 from controlplane.accounts.models import Role
-from controlplane.audit import merkle
 from controlplane.audit.bundle import export_bundle
-from controlplane.audit.checkpoints import read_pinned_keys
-from controlplane.audit.sequencer import cosign_checkpoint
+from controlplane.audit.checkpoints import DEFAULT_ORIGIN, read_pinned_keys
 from controlplane.audit.verify import verify_bundle
+from controlplane.audit.witnessing import WitnessLink, cosign_latest
 from controlplane.backends.keys import KeyBackend
 from controlplane.settings import Settings
 from controlplane.storage import Database
+from controlplane.tlog import merkle
 from tests.fixtures.app import run_controlplane, settings_env
 from tests.fixtures.vault import DevVault
+from tests.fixtures.witness import RunningWitness, log_vkeys
 from tests.integration.api_actors import bearer, make_user, operator_token, org_token
 from tests.integration.audit_helpers import (
     audit_keys_fixture,  # noqa: F401 (the audit_keys fixture)
@@ -69,6 +70,15 @@ def _remove_event(m: dict[str, bytes]) -> None:
     m["manifest.json"] = json.dumps(manifest).encode()
 
 
+def _flip_cosignature(note: str) -> str:
+    """Flip a byte of the Ed25519 signature in the note's last line (the witness's cosignature)."""
+    head, _, last = note.rstrip("\n").rpartition("\n")
+    dash, name, sig = last.split(" ")
+    raw = bytearray(base64.b64decode(sig))
+    raw[-1] ^= 1
+    return f"{head}\n{dash} {name} {base64.b64encode(bytes(raw)).decode()}\n"
+
+
 def _json_edit(member: str, edit: Callable[[object], None]) -> Callable[[dict[str, bytes]], None]:
     def apply(m: dict[str, bytes]) -> None:
         doc = json.loads(m[member])
@@ -103,7 +113,7 @@ CHANGES: dict[str, tuple[Callable[[dict[str, bytes]], None], str]] = {
         "checkpoint at tree size 5",
     ),
     "a witness co-signature": (
-        _json_edit("checkpoints.json", _set([2, "witness", "signature"], flip)),
+        _json_edit("checkpoints.json", _set([2, "note"], _flip_cosignature)),
         "witness co-signature",
     ),
     "a bundled public key": (
@@ -114,10 +124,17 @@ CHANGES: dict[str, tuple[Callable[[dict[str, bytes]], None], str]] = {
 
 
 @pytest.fixture
-def bundle(database: Database, audit_keys: KeyBackend, settings: Settings, tmp_path: Path) -> Path:
+def bundle(
+    database: Database,
+    audit_keys: KeyBackend,
+    settings: Settings,
+    tmp_path: Path,
+    make_witness: Callable[..., RunningWitness],
+) -> Path:
+    witness = make_witness({DEFAULT_ORIGIN: log_vkeys(audit_keys)})
     build_log(database, audit_keys, settings, sizes=(5, 4, 3))
-    cosign_checkpoint(database, audit_keys)
-    exported = export_bundle(database, tmp_path / "audit.tar.gz")
+    assert cosign_latest(database, WitnessLink(witness.url, (witness.verifier,))) is not None
+    exported = export_bundle(database, tmp_path / "audit.tar.gz", witness_vkeys=[witness.vkey])
     assert (exported.tree_size, exported.checkpoints) == (12, 3)
     return exported.path
 
@@ -153,13 +170,17 @@ def test_audit_commands_sequence_check_export_and_verify(
     vault_server: DevVault,
     controlplane_token: str,
     tmp_path: Path,
+    make_witness: Callable[..., RunningWitness],
 ) -> None:
+    witness = make_witness({DEFAULT_ORIGIN: log_vkeys(audit_keys)})
     build_log(database, audit_keys, settings, sizes=(3,))
     env = {
         **settings_env(settings, vault_token=controlplane_token),
         "CONTROLPLANE_VAULT_ADDR": vault_server.addr,
+        "CONTROLPLANE_WITNESS_URL": witness.url,
+        "CONTROLPLANE_WITNESS_VKEY": witness.vkey,
     }
-    done = run_controlplane("audit", "sequence", "--cosign", env=env)
+    done = run_controlplane("audit", "sequence", env=env)
     assert done.returncode == 0, done.stderr
     assert "no new checkpoint" in done.stdout and "witness co-signed tree size 3" in done.stdout
     assert run_controlplane("audit", "check", env=env).returncode == 0
@@ -199,7 +220,8 @@ def test_proofs_over_the_api_for_operator_tokens_with_audit_read(
     cp = client.get("/api/v1/audit/checkpoint", headers=headers)
     assert cp.status_code == 200, cp.json
     body = cp.json or {}
-    assert body["tree_size"] == 9 and body["note"].startswith("controlplane audit log\n9\n")
+    assert body["tree_size"] == 9 and body["note"].startswith(f"{DEFAULT_ORIGIN}\n9\n")
+    assert body["signed_note"].startswith(body["note"] + "\n\u2014 " + DEFAULT_ORIGIN + " ")
     root = base64.b64decode(body["root_hash"])
     inc = client.get("/api/v1/audit/proof/inclusion?leaf_index=6&tree_size=9", headers=headers).json or {}
     assert merkle.verify_inclusion(

@@ -5,6 +5,7 @@ two sequencers at once, and fail-closed writes."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -12,11 +13,11 @@ from sqlalchemy import event, func, select, text
 
 from controlplane.accounts.models import Role, User
 from controlplane.accounts.service import create_user
-from controlplane.audit import merkle
 from controlplane.audit.cadf import leaf_input, record_of, to_cadf
 from controlplane.audit.check import check_log
 from controlplane.audit.checkpoints import (
     AUDIT_KEY,
+    DEFAULT_ORIGIN,
     archived_keys,
     checkpoint_signed_by,
     read_pinned_keys,
@@ -25,16 +26,17 @@ from controlplane.audit.checkpoints import (
 from controlplane.audit.models import AuditCheckpoint, AuditEvent
 from controlplane.audit.proofs import prove_consistency, prove_inclusion
 from controlplane.audit.sequencer import (
-    cosign_checkpoint,
     integrate_pending,
     pending_count,
     sign_checkpoint,
     with_sequencer,
 )
+from controlplane.audit.witnessing import WitnessLink, WitnessRefused, cosign_latest
 from controlplane.backends.keys import KeyBackend
-from controlplane.errors import Conflict
 from controlplane.settings import Settings
 from controlplane.storage import Database, utcnow
+from controlplane.tlog import merkle
+from tests.fixtures.witness import RunningWitness, log_vkeys
 from tests.integration.audit_helpers import (
     add_events,
     audit_keys_fixture,  # noqa: F401 (the audit_keys fixture)
@@ -75,29 +77,34 @@ def test_checkpoints_are_signed_consistent_and_prove_every_leaf(
 
 
 def test_the_witness_cosigns_only_an_append_only_extension(
-    database: Database, audit_keys: KeyBackend, settings: Settings
+    database: Database,
+    audit_keys: KeyBackend,
+    settings: Settings,
+    make_witness: Callable[..., RunningWitness],
 ) -> None:
+    witness = make_witness({DEFAULT_ORIGIN: log_vkeys(audit_keys)})
+    link = WitnessLink(witness.url, (witness.verifier,))
     build_log(database, audit_keys, settings, sizes=(3,))
-    first = cosign_checkpoint(database, audit_keys)
+    first = cosign_latest(database, link)
     add_events(database, 4, start=3)
     integrate_pending(database)
-    second_cp = sign_checkpoint(database, audit_keys)
-    assert second_cp is not None
-    second = cosign_checkpoint(database, audit_keys)
-    with database.transaction() as s:
-        witness = archived_keys(s, "cp_audit_witness")
-        cps = list(s.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size)))
+    assert sign_checkpoint(database, audit_keys) is not None
+    second = cosign_latest(database, link)
+    assert first is not None and second is not None
     assert (first.tree_size, second.tree_size) == (3, 7)
-    assert all(witness_signed_by(cp, witness) for cp in cps)
-    # a checkpoint whose signed root was altered in the database is refused
+    assert cosign_latest(database, link) is None  # nothing new to co-sign
+    with database.transaction() as s:
+        cps = list(s.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size)))
+    assert all(witness_signed_by(cp, {}, [witness.verifier]) for cp in cps)
+    # a checkpoint whose signed root was altered in the database is refused (the log's signature fails)
     add_events(database, 1, start=7)
     integrate_pending(database)
-    third = sign_checkpoint(database, audit_keys)
-    assert third is not None
+    assert sign_checkpoint(database, audit_keys) is not None
     with database.transaction() as s:
-        s.execute(text("UPDATE audit_checkpoints SET root_hash = :h WHERE tree_size = 8"), {"h": bytes(32)})
-    with pytest.raises(Conflict, match="not signed by the audit key"):
-        cosign_checkpoint(database, audit_keys)
+        s.execute(text("UPDATE audit_checkpoints SET note = :n WHERE tree_size = 8"),
+                  {"n": f"{DEFAULT_ORIGIN}\n8\n{'A' * 43}=\n"})
+    with pytest.raises(WitnessRefused, match="HTTP 403"):
+        cosign_latest(database, link)
 
 
 # Each change is made with plain SQL, as someone with database access would.

@@ -7,7 +7,7 @@ import hashlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controlplane.audit import merkle
+from controlplane.tlog import merkle
 
 SIZES = st.integers(min_value=1, max_value=70)
 
