@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from controlplane.audit import merkle
 from controlplane.audit.checkpoints import verify_ed25519
 from controlplane.documents.claims import Claims
 from controlplane.documents.cose import decode_sign1, sig_structure
@@ -27,6 +26,7 @@ from controlplane.documents.errors import MalformedToken
 from controlplane.documents.signature_log import ROOT_FIELD, Entry, entry_in_batch, signed_sha256
 from controlplane.documents.tokens import decode_token
 from controlplane.storage import as_utc
+from controlplane.tlog import merkle
 
 SIGNING_ACTIONS = frozenset({"document:issue", "document:import"})
 

@@ -18,8 +18,8 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from controlplane.audit import merkle
 from controlplane.audit.cadf import canonical_json
+from controlplane.tlog import merkle
 
 # The detail field of the batch's audit event that holds the root (hex) of its entries.
 ROOT_FIELD = "signatures_root"
