@@ -27,6 +27,7 @@ from controlplane.documents.signature_log import ROOT_FIELD, Entry, entry_in_bat
 from controlplane.documents.tokens import decode_token
 from controlplane.storage import as_utc
 from controlplane.tlog import merkle
+from controlplane.tlog.note import NoteError, parse_note
 
 SIGNING_ACTIONS = frozenset({"document:issue", "document:import"})
 
@@ -182,10 +183,12 @@ def _note_and_signatures(body: Mapping[str, Any]) -> tuple[str, list[bytes]]:
     note = str(body["note"])
     signatures: list[bytes] = []
     if "\n\n\u2014 " in note:  # a C2SP signed note: text, blank line, signature lines
-        text, _, lines = note.partition("\n\n")
-        note = text + "\n"
-        signatures += [_unb64(line.rsplit(" ", 1)[-1])[4:] for line in lines.splitlines()
-                       if line.startswith("\u2014 ")]
+        try:
+            parsed = parse_note(note)
+        except NoteError as exc:
+            raise ValueError(str(exc)) from None
+        note = parsed.text
+        signatures += [sig.signature for sig in parsed.signatures]
     given = body.get("signature")
     if isinstance(given, Mapping) and "value" in given:
         signatures.append(_unb64(given["value"]))

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from controlplane.audit.checkpoints import checkpoint_note
 from controlplane.documents.monitor import verify_checkpoint
+from controlplane.tlog.note import Checkpoint
 
 
 def b64(data: bytes) -> str:
@@ -28,7 +27,7 @@ ROOT = hashlib.sha256(b"root").digest()
 
 
 def api_shaped(key: Ed25519PrivateKey, size: int = 42) -> dict[str, Any]:
-    note = checkpoint_note(size, ROOT, datetime(2026, 12, 8, 2, 0, tzinfo=UTC))
+    note = Checkpoint("controlplane.local/audit", size, ROOT).text().encode()
     return {"tree_size": size, "root_hash": b64(ROOT), "note": note.decode(),
             "signature": {"key_name": "cp_audit", "key_version": 1, "value": b64(key.sign(note))}}
 
@@ -44,7 +43,7 @@ def test_a_c2sp_signed_note_is_read_too() -> None:
     body = api_shaped(key)
     text = body["note"]
     line = b64(bytes([1, 2, 3, 4]) + key.sign(text.encode()))  # key hash, then the signature
-    body["note"] = f"{text}\n\u2014 controlplane-audit {line}\n"
+    body["note"] = f"{text}\n\u2014 controlplane-audit {line}\n"  # text ends with a newline
     del body["signature"]
     assert verify_checkpoint(body, [raw(key)]).tree_size == 42
 
