@@ -120,9 +120,9 @@ def _check_not_org_password(actor: Actor, role: Role, what: str) -> None:
     """An operator never holds an organisation person's password (so never signs in as a ministry):
     an organisation's first admin is invited and sets their own; its admins add and reset the rest."""
     if actor.role is Role.OPERATOR and not isinstance(actor, HostActor) and role in ORG_ROLES:
-        raise PermissionDenied(f"operators cannot {what} of an organisation's people",
-                               hint="invite the organisation's first admin (People, Invite); its admins "
-                               "manage its people")
+        raise PermissionDenied(f"operators cannot {what} of an organisation's people: invite its first "
+                               "admin, whose admins then manage its people",
+                               hint="People, Invite an organisation's first admin")
 
 
 def _check_not_last_operator(session: Session, user: User, what: str) -> None:
