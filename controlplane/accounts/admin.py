@@ -285,7 +285,8 @@ def close_organisation(session: Session, org: str, initiator: str, now: datetime
     tokens = session.execute(update(ApiToken).where(ApiToken.org == org, ApiToken.revoked_at.is_(None))
                              .values(revoked_at=now))
     invites = session.execute(update(OrgInvite).where(OrgInvite.org == org, OrgInvite.used_at.is_(None),
-                                                      OrgInvite.expires_at > now).values(expires_at=now))
+                                                      OrgInvite.expires_at > now).values(expires_at=now)
+                              .execution_options(synchronize_session=False))
     counts = {"people_disabled": len(people),
               "sessions_revoked": int(sessions.rowcount or 0),  # type: ignore[attr-defined]
               "tokens_revoked": int(tokens.rowcount or 0),  # type: ignore[attr-defined]

@@ -81,7 +81,9 @@ def accept_invite(session: Session, *, code: str, password: str, known_orgs: Col
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
     spent = session.execute(update(OrgInvite).where(OrgInvite.id == invite.id, OrgInvite.used_at.is_(None),
-                                                    OrgInvite.expires_at > now).values(used_at=now))
+                                                    OrgInvite.expires_at > now).values(used_at=now)
+                            .execution_options(synchronize_session=False))  # SQL decides, not Python
+    session.refresh(invite)
     if int(spent.rowcount or 0) != 1:  # type: ignore[attr-defined]
         raise NotFound(INVALID)
     user = create_user(session, username=invite.username, password=password, role=Role.ORG_ADMIN,

@@ -1,0 +1,1 @@
+"""Attack tests: each asserts that an attack from issue 12 now fails."""
