@@ -76,7 +76,8 @@ TABLE: list[tuple[str, str, dict[str, Any] | None, dict[str, str]]] = [
      {"admin": "200/200", "reader": "403/403", "operator": "200/200", "op_reader": "403/403"}),
     ("POST", "/api/v1/tokens",
      {"name": "made by the API", "org": "{org}", "scopes": ["tenants:read"], "expires_in_days": 7},
-     {"admin": "201/403", "reader": "403/403", "operator": "201/201", "op_reader": "403/403"}),
+     # only an organisation's own admins grant its scopes: an operator token never mints one
+     {"admin": "201/403", "reader": "403/403", "operator": "403/403", "op_reader": "403/403"}),
     ("POST", "/api/v1/tokens/{token}/revoke", None,
      {"admin": "200/404", "reader": "403/403", "operator": "200/200", "op_reader": "403/403"}),
     # the audit log's proofs: data-center tokens with audit:read; "any" = let in (the answer itself,

@@ -65,6 +65,8 @@ def test_a_new_operator_filed_by_one_operator_stays_pending_until_a_second_appro
 
     second = sign_in_client(app.test_client(), database, op2)
     assert f"/staff-changes/{change.id}/approve" in second.get("/staff-changes/").get_data(as_text=True)
+    assert "<h1>تغييرات حسابات الموظفين</h1>" in second.get("/staff-changes/?lang=ar").get_data(as_text=True)
+    second.get("/staff-changes/?lang=en")
     status, body = _post(second, "/staff-changes/", f"/staff-changes/{change.id}/approve")
     assert status == 200 and "shown only now" in body  # the password goes to the approver
     new = _user(database, "bnd-newop")
