@@ -21,9 +21,9 @@ pytestmark = pytest.mark.integration
 
 _TOKEN = text("INSERT INTO api_tokens (name, org, scopes, prefix, secret_hash, created_by, created_at, "
               "expires_at, user_id) VALUES (:name, :org, :scopes, :prefix, :hash, :by, :at, :expires, :user)")
-_REQUEST = text("INSERT INTO resource_requests (org, kind, environment, payload, state, created_by, created_at, "
-                "updated_at, required_approvals, outcome) VALUES ('t-mig-live', 'quota_change', 'prod', '{}', "
-                "'submitted', 'token:aaaa0002', :at, :at, 1, '')")
+_REQUEST = text("INSERT INTO resource_requests (org, kind, environment, payload, state, created_by, "
+                "created_at, updated_at, required_approvals, outcome) VALUES ('t-mig-live', "
+                "'quota_change', 'prod', '{}', 'submitted', 'token:aaaa0002', :at, :at, 1, '')")
 
 
 def test_0011_attributes_tokens_to_people_expires_them_and_closes_dead_organisations(
