@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.baoserver import BaoDevServer  # noqa: E402
+from controlplane.accounts.admin import close_organisation  # noqa: E402
 from controlplane.backends import Backends  # noqa: E402
 from controlplane.backends.ansible import AnsibleAutomation  # noqa: E402
 from controlplane.backends.openstack import OpenStackCloud  # noqa: E402
@@ -76,7 +77,7 @@ def run_ours(
 
     def destroy(slug: str) -> float:
         started = time.perf_counter()
-        decommission.disable(db, backends, slug, initiator="bench")
+        decommission.disable(db, backends, slug, initiator="bench", close_access=close_organisation)
         decommission.archive(db, backends, slug, initiator="bench")
         decommission.hold(db, slug, days=0, initiator="bench")
         decommission.delete(db, backends, slug, initiator="bench")

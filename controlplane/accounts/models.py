@@ -1,11 +1,12 @@
-"""Tables owned by accounts: users, console sessions, MFA recovery codes, login throttling, API tokens."""
+"""Tables owned by accounts: users, console sessions, MFA recovery codes, login throttling, API tokens
+and their hourly use, organisation invites and staff-account changes awaiting a second operator."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, String
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controlplane.storage import Base, utcnow
@@ -100,7 +101,10 @@ class ApiToken(Base):
     `org` empty); only the SHA-256 of its secret is stored."""
 
     __tablename__ = "api_tokens"
-    __table_args__ = (Index("ix_api_tokens_org", "org"),)
+    __table_args__ = (
+        Index("ix_api_tokens_org", "org"),
+        Index("ix_api_tokens_created_by_user_id", "created_by_user_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
@@ -116,3 +120,59 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The operator an operator token acts as (see accounts.tokens.create_operator_token); else None.
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # The person who minted it; for a token minted by a token, the person at the root of that chain.
+    # Separation of duties compares this person, and disabling them revokes the token.
+    created_by_user_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class ApiTokenUseHour(Base):
+    """How often a token was used in an hour: plain reads are counted here, not audited one by one."""
+
+    __tablename__ = "api_token_use_hours"
+
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class OrgInvite(Base):
+    """A one-time invite for an organisation's first admin: the invitee sets their own password.
+    Only the SHA-256 of the link's secret is kept; used once, within its lifetime."""
+
+    __tablename__ = "org_invites"
+    __table_args__ = (Index("ix_org_invites_org", "org"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org: Mapped[str] = mapped_column(String(64))
+    username: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_user_id: Mapped[int | None] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class StaffChange(Base):
+    """A change to data-center staff (new operator or auditor, a role made operator or auditor, another
+    staff member's password or MFA reset) filed by one operator, waiting for a second one."""
+
+    __tablename__ = "staff_changes"
+    __table_args__ = (Index("ix_staff_changes_state", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # create | role | reset
+    username: Mapped[str] = mapped_column(String(64))
+    # create: {"role", "display_name"}; role: {"role", "org"}; reset: {"reset_mfa"}
+    payload: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending|approved|rejected|expired
+    filed_by_user_id: Mapped[int] = mapped_column(Integer)
+    filed_by: Mapped[str] = mapped_column(String(120))
+    filed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_by_user_id: Mapped[int | None] = mapped_column(Integer)
+    decided_by: Mapped[str] = mapped_column(String(120), default="")
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    comment: Mapped[str] = mapped_column(Text, default="")

@@ -45,6 +45,11 @@ class Actor:
     def audit_name(self) -> str:
         return f"user:{self.username}"
 
+    @property
+    def person_id(self) -> int | None:
+        """The person behind this actor, whatever the channel: separation of duties compares it."""
+        return self.user_id or None
+
 
 def _as_actor(user: User) -> Actor:
     return Actor(user.id, user.username, Role(user.role), user.org, user.must_change_password)

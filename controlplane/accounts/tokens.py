@@ -1,5 +1,7 @@
 """Scoped API tokens: `cpt_<prefix>_<secret>`, only a SHA-256 kept, revocable. Organisation tokens
-for ministry systems; short-lived operator tokens bound to the operator who made them in the console."""
+for ministry systems, granted only by that organisation's own admins and always expiring; short-lived
+operator tokens bound to the operator who made them in the console. Every token names the person who
+minted it (the root person of a chain of tokens)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,6 +19,7 @@ from sqlalchemy.orm import Session
 from controlplane.accounts.mfa import mfa_enrolled
 from controlplane.accounts.models import ApiToken, Role, User
 from controlplane.accounts.service import Actor
+from controlplane.accounts.token_use import count_use
 from controlplane.audit import AuditAction, record_event
 from controlplane.errors import InvalidInput, NotAuthenticated, NotFound, PermissionDenied
 from controlplane.storage import as_utc, utcnow
@@ -52,6 +55,9 @@ _ADMIN_SCOPES = frozenset({"requests:write", "tokens:manage"})
 ORG_RE = re.compile(r"^[a-z][a-z0-9-]{1,63}$")
 _TOKEN_RE = re.compile(r"^cpt_([0-9a-f]{8})_([A-Za-z0-9_-]{20,100})$")
 USE_TOUCH_INTERVAL = timedelta(minutes=1)
+# An organisation token always expires: at most a year, three months unless its admin chooses.
+MAX_ORG_TOKEN_DAYS = 365
+DEFAULT_ORG_TOKEN_DAYS = 90
 MAX_NAME = 100
 
 
@@ -62,10 +68,15 @@ class TokenActor(Actor):
 
     scopes: frozenset[str] = frozenset()
     expires_at: datetime | None = None
+    minted_by: int | None = None  # the person at the root of the token's chain of makers
 
     @property
     def audit_name(self) -> str:
         return f"token:{self.username}"
+
+    @property
+    def person_id(self) -> int | None:
+        return self.minted_by
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,7 @@ class ApiActor:
     operator: str = ""  # the bound operator's username; empty for an organisation token
     user_id: int | None = None
     expires_at: datetime | None = None
+    person_id: int | None = None  # who minted it (root of a chain); the operator for an operator token
 
     @property
     def is_operator(self) -> bool:
@@ -105,7 +117,8 @@ class ApiActor:
         if self.user_id is not None:
             return OperatorTokenActor(self.user_id, self.operator, Role.OPERATOR, "")
         role = Role.ORG_ADMIN if self.scopes & _ADMIN_SCOPES else Role.ORG_MEMBER
-        return TokenActor(0, self.prefix, role, self.org, scopes=self.scopes, expires_at=self.expires_at)
+        return TokenActor(0, self.prefix, role, self.org, scopes=self.scopes, expires_at=self.expires_at,
+                          minted_by=self.person_id)
 
 
 @dataclass(frozen=True)
@@ -121,6 +134,7 @@ def _digest(secret: str) -> str:
 
 
 def _check_manager(actor: Actor, org: str) -> None:
+    """Who may list and revoke an organisation's tokens: its admins, and operators (to stop one)."""
     if actor.role is Role.OPERATOR:
         return
     if actor.role is Role.ORG_ADMIN:
@@ -130,12 +144,30 @@ def _check_manager(actor: Actor, org: str) -> None:
     raise PermissionDenied("only operators and organisation admins manage API tokens")
 
 
+def check_may_grant(actor: Actor, org: str) -> None:
+    """Only an organisation's own admins (people, or its tokens holding tokens:manage) grant its
+    scopes: an operator never mints a ministry's token, so never acts as a ministry."""
+    if actor.role is Role.OPERATOR:
+        raise PermissionDenied(
+            "operators cannot create organisation tokens: only the organisation's own admins grant "
+            "its scopes",
+            hint="invite the organisation's first admin from the People page; they create its tokens")
+    if actor.role is not Role.ORG_ADMIN:
+        raise PermissionDenied("only an organisation's admins create its API tokens")
+    if actor.org != org:
+        raise PermissionDenied("an organisation admin can manage tokens of its own organisation only")
+    if isinstance(actor, TokenActor) and "tokens:manage" not in actor.scopes:
+        raise PermissionDenied("this API token lacks the scope 'tokens:manage'")
+
+
 def create_token(
     session: Session, actor: Actor, *, name: str, org: str, scopes: Iterable[str],
-    expires_at: datetime | None = None, now: datetime | None = None,
+    expires_at: datetime | None, known_orgs: Collection[str], now: datetime | None = None,
 ) -> CreatedToken:
+    """An organisation token, made by that organisation's admin. `known_orgs` are the organisations
+    that exist and are not being decommissioned; the expiry is required, at most a year away."""
     now = now or utcnow()
-    _check_manager(actor, org)
+    check_may_grant(actor, org)
     name = name.strip()
     wanted = sorted(set(scopes))
     problems = []
@@ -143,13 +175,20 @@ def create_token(
         problems.append(f"give the token a name of 1 to {MAX_NAME} characters")
     if not ORG_RE.fullmatch(org):  # fullmatch: `$` would let a final newline through
         problems.append("the organisation must be a slug (a-z, 0-9, '-')")
+    elif org not in known_orgs:
+        problems.append(f"organisation {org!r} is not a registered tenant, or is being decommissioned")
     if not wanted:
         problems.append("choose at least one scope")
     unknown = [s for s in wanted if s not in KNOWN_SCOPES]
     if unknown:
         problems.append(f"unknown scope(s): {', '.join(unknown)}; known: {', '.join(KNOWN_SCOPES)}")
-    if expires_at is not None and as_utc(expires_at) <= now:
+    if expires_at is None:
+        problems.append(f"an organisation token must expire: choose an expiry within "
+                        f"{MAX_ORG_TOKEN_DAYS} days")
+    elif as_utc(expires_at) <= now:
         problems.append("the expiry must be in the future")
+    elif as_utc(expires_at) > now + timedelta(days=MAX_ORG_TOKEN_DAYS, minutes=1):  # a minute of slack
+        problems.append(f"an organisation token expires within {MAX_ORG_TOKEN_DAYS} days")
     if problems:
         raise InvalidInput("; ".join(problems))
     if isinstance(actor, TokenActor):
@@ -206,25 +245,31 @@ def _issue(session: Session, actor: Actor, *, name: str, org: str, scopes: list[
         prefix = secrets.token_hex(4)
     secret = f"{TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     token = ApiToken(name=name, org=org, scopes=scopes, prefix=prefix, secret_hash=_digest(secret),
-                     created_by=actor.audit_name, created_at=now, expires_at=expires_at, user_id=user_id)
+                     created_by=actor.audit_name, created_at=now, expires_at=expires_at, user_id=user_id,
+                     created_by_user_id=actor.person_id)
     session.add(token)
     session.flush()
     record_event(session, action=AuditAction.API_TOKEN_CREATE, initiator=actor.audit_name,
                  target=f"api_token:{token.id}", org=org,
                  detail={"name": name, "prefix": prefix, "scopes": scopes,
-                         "operator_token": user_id is not None,
+                         "operator_token": user_id is not None, "minted_by_user": actor.person_id,
                          "expires_at": expires_at.isoformat() if expires_at else None})
     return CreatedToken(token, secret)
 
 
 def list_tokens(session: Session, actor: Actor) -> list[ApiToken]:
-    """Tokens the actor may manage (operators: all; org admins: their organisation's), newest first."""
+    """Tokens the actor may manage (operators: all; org admins: their organisation's), newest first.
+    A sensitive read: listed by a token (the API), it is audited, as a plain read no longer is."""
     query = select(ApiToken).order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
     if actor.role is Role.ORG_ADMIN:
         query = query.where(ApiToken.org == actor.org)
     elif actor.role is not Role.OPERATOR:
         raise PermissionDenied("only operators and organisation admins manage API tokens")
-    return list(session.scalars(query))
+    tokens = list(session.scalars(query))
+    if isinstance(actor, (TokenActor, OperatorTokenActor)):
+        record_event(session, action=AuditAction.API_TOKEN_LIST, initiator=actor.audit_name,
+                     target="api_tokens", org=actor.org, detail={"listed": len(tokens)})
+    return tokens
 
 
 def revoke_token(session: Session, actor: Actor, token_id: int, *, now: datetime | None = None) -> ApiToken:
@@ -245,7 +290,9 @@ def authenticate_bearer(session: Session, header: str | None, *, now: datetime |
     """The token actor of an `Authorization: Bearer cpt_…` header, or NotAuthenticated with the reason.
 
     Refusals of a known token are audited before raising: the caller commits the session even on
-    NotAuthenticated (see web.api_auth). Use is recorded at most once a minute per token."""
+    NotAuthenticated (see web.api_auth). A successful use is not an audit event (plain reads would
+    flood the log): it is counted per hour (token_use) and `last_used_at` is touched once a minute;
+    what the token then changes is audited by the use-case it calls."""
     now = now or utcnow()
     scheme, _, value = (header or "").strip().partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
@@ -271,6 +318,9 @@ def authenticate_bearer(session: Session, header: str | None, *, now: datetime |
         or not mfa_enrolled(operator) or token.expires_at is None
     ):
         reason = "the operator this token acts for can no longer use it"
+    minter = session.get(User, token.created_by_user_id) if token.created_by_user_id is not None else None
+    if not reason and minter is not None and minter.disabled:
+        reason = "the person who made this token is disabled"
     if reason:
         record_event(session, action=AuditAction.API_TOKEN_USE, initiator=f"token:{token.prefix}",
                      target=f"api_token:{token.id}", org=token.org, outcome="failure",
@@ -279,8 +329,8 @@ def authenticate_bearer(session: Session, header: str | None, *, now: datetime |
                                "the console) for a new token")
     if token.last_used_at is None or now - as_utc(token.last_used_at) >= USE_TOUCH_INTERVAL:
         token.last_used_at = now
-        record_event(session, action=AuditAction.API_TOKEN_USE, initiator=f"token:{token.prefix}",
-                     target=f"api_token:{token.id}", org=token.org)
+    count_use(session, token.id, now)
     return ApiActor(token.id, token.name, token.org, frozenset(token.scopes), token.prefix,
                     operator=operator.username if operator else "", user_id=token.user_id,
-                    expires_at=as_utc(token.expires_at) if token.expires_at else None)
+                    expires_at=as_utc(token.expires_at) if token.expires_at else None,
+                    person_id=token.user_id or token.created_by_user_id)

@@ -23,7 +23,7 @@ class AuditAction(StrEnum):
     ACCOUNT_LOGOUT = "account:logout"
     ACCOUNT_PASSWORD_CHANGE = "account:password:change"  # noqa: S105 - an action name
     ACCOUNT_ROLE_CHANGE = "account:role:change"
-    ACCOUNT_DISABLE = "account:disable"  # also revokes the person's sessions and operator tokens
+    ACCOUNT_DISABLE = "account:disable"  # also revokes the person's sessions and the tokens they minted
     ACCOUNT_ENABLE = "account:enable"
     ACCOUNT_PASSWORD_RESET = "account:password:reset"  # noqa: S105 - an action name
     REQUEST_CREATE = "request:create"
@@ -38,7 +38,17 @@ class AuditAction(StrEnum):
     ACCOUNT_MFA_RECOVERY_USE = "account:mfa:recovery:use"
     API_TOKEN_CREATE = "api_token:create"  # noqa: S105 - an action name
     API_TOKEN_REVOKE = "api_token:revoke"  # noqa: S105 - an action name
+    # A refused token use (wrong secret, revoked, expired); successful uses are counted per hour in
+    # api_token_use_hours, not audited one by one (accounts.token_use).
     API_TOKEN_USE = "api_token:use"  # noqa: S105 - an action name
+    API_TOKEN_LIST = "api_token:list"  # noqa: S105 - a sensitive read: a token listed the tokens
+    ACCOUNT_INVITE = "account:invite"  # an operator invited an organisation's first admin
+    ACCOUNT_INVITE_ACCEPT = "account:invite:accept"
+    STAFF_CHANGE_FILE = "staff_change:file"  # a staff-account change waiting for a second operator
+    STAFF_CHANGE_APPROVE = "staff_change:approve"
+    STAFF_CHANGE_REJECT = "staff_change:reject"
+    STAFF_CHANGE_EXPIRE = "staff_change:expire"
+    ORG_ACCESS_CLOSE = "org:access:close"  # decommission: the organisation's people and tokens stopped
     AUDIT_CONSOLE_EXPORT = "audit:console:export"  # an auditor downloaded filtered events
     AUDIT_HOURS_RECOUNT = "audit:hours:recount"  # the timeline's hourly counts rebuilt from the log
     DOCUMENT_ISSUE = "document:issue"

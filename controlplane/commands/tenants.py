@@ -277,6 +277,7 @@ def import_(ctx: Any, slug: str, directory: str | None) -> None:
 @pass_ctx
 def decommission(ctx: Any, slug: str, stage: str, retention_days: int, confirm: str) -> None:
     """Staged decommission: disabled -> archived -> retained (hold) -> deleted."""
+    from controlplane.accounts.admin import close_organisation
     from controlplane.tenancy import decommission as dec
     from controlplane.tenancy.phases import DECOMMISSION_ORDER, Phase
     from controlplane.tenancy.registry import get_tenant
@@ -295,7 +296,8 @@ def decommission(ctx: Any, slug: str, stage: str, retention_days: int, confirm: 
         click.echo(f"{slug}: {phase.value} -> {step.value if step else '(none)'}", err=True)
         # advance() raises Conflict when the phase has no next stage (e.g. provisioning).
         dec.advance(db, backends, slug, initiator="cli:tenants-decommission", retention_days=retention_days,
-                    settings=settings, progress=lambda m: click.echo(f"  {m}", err=True))
+                    settings=settings, close_access=close_organisation,
+                    progress=lambda m: click.echo(f"  {m}", err=True))
 
 
 @tenants.command("rotate-key")

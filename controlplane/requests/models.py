@@ -31,6 +31,9 @@ class ResourceRequest(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(20), default="draft")
     created_by: Mapped[str] = mapped_column(String(120))  # audit name, e.g. "user:alice"
+    # The person behind the filer (a session's user, a token's minting person): separation of duties
+    # compares people, whatever channel they used.
+    created_by_user_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(_TS, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(_TS, default=utcnow, onupdate=utcnow)
     required_approvals: Mapped[int] = mapped_column(Integer, default=1)
@@ -50,5 +53,6 @@ class RequestStep(Base):
     request_id: Mapped[int] = mapped_column(ForeignKey("resource_requests.id", ondelete="CASCADE"))
     step: Mapped[str] = mapped_column(String(20))
     actor: Mapped[str] = mapped_column(String(120))
+    actor_user_id: Mapped[int | None] = mapped_column(Integer)  # the person behind `actor`, if any
     occurred_at: Mapped[datetime] = mapped_column(_TS, default=utcnow)
     comment: Mapped[str] = mapped_column(Text, default="")

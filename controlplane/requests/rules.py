@@ -227,11 +227,18 @@ def check_may_request(actor: Actor, org: str) -> None:
         raise PermissionDenied("you can only make requests for your own organisation")
 
 
-def check_may_decide(actor: Actor, *, created_by: str, approvers: set[str]) -> None:
-    """Only operators approve or reject; never their own request, never twice the same one."""
+def check_may_decide(actor: Actor, *, created_by: str, approvers: set[str], filer_person: int | None = None,
+                     approver_people: frozenset[int] = frozenset()) -> None:
+    """Only operators approve or reject; never their own request, never twice the same one. "Own" and
+    "twice" compare the PEOPLE behind sessions and tokens (a token counts as the person who minted
+    it), whatever channel each used, as well as the names recorded."""
     if actor.role is not Role.OPERATOR:
         raise PermissionDenied("only a data-center operator can approve or reject requests")
-    if actor.audit_name == created_by:
-        raise PermissionDenied("nobody may approve or reject their own request (separation of duties)")
-    if actor.audit_name in approvers:
+    person = actor.person_id
+    if person is None:
+        raise PermissionDenied("an approval needs a person: sign in, or use an operator token of your own")
+    if actor.audit_name == created_by or person == filer_person:
+        raise PermissionDenied("nobody may approve or reject their own request (separation of duties)",
+                               hint="the request was filed by you, or through a token you minted")
+    if actor.audit_name in approvers or person in approver_people:
         raise PermissionDenied("you have already approved this request; another operator must approve it")

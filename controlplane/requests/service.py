@@ -72,6 +72,17 @@ def _approvers(steps: list[RequestStep]) -> set[str]:
     return {s.actor for s in steps if s.step == Step.APPROVED}
 
 
+def _approver_people(steps: list[RequestStep]) -> frozenset[int]:
+    return frozenset(s.actor_user_id for s in steps
+                     if s.step == Step.APPROVED and s.actor_user_id is not None)
+
+
+def _check_decider(actor: Actor, req: ResourceRequest, steps: list[RequestStep], *, approving: bool) -> None:
+    r.check_may_decide(actor, created_by=req.created_by, filer_person=req.created_by_user_id,
+                       approvers=_approvers(steps) if approving else set(),
+                       approver_people=_approver_people(steps) if approving else frozenset())
+
+
 def _view(session: Session, req: ResourceRequest, steps: list[RequestStep] | None = None) -> RequestView:
     steps = _steps(session, req.id) if steps is None else steps
     return RequestView(
@@ -96,8 +107,9 @@ def _load(session: Session, request_id: int, actor: Actor, *, lock: bool = False
 
 
 def _record(session: Session, req: ResourceRequest, step: Step, actor: str, comment: str,
-            action: AuditAction, detail: dict[str, Any] | None = None) -> None:
-    session.add(RequestStep(request_id=req.id, step=step.value, actor=actor, comment=comment))
+            action: AuditAction, detail: dict[str, Any] | None = None, *, person: int | None = None) -> None:
+    session.add(RequestStep(request_id=req.id, step=step.value, actor=actor, comment=comment,
+                            actor_user_id=person))
     record_event(session, action=action, initiator=actor, target=f"request:{req.id}", org=req.org,
                  detail={"kind": req.kind, "environment": req.environment, "state": req.state,
                          **(detail or {})})
@@ -141,7 +153,7 @@ def _submit(session: Session, req: ResourceRequest, actor: Actor, comment: str, 
     req.state = check_transition(req.state, State.SUBMITTED).value
     req.required_approvals = r.required_approvals(req.kind, changes, rules)
     _record(session, req, Step.SUBMITTED, actor.audit_name, comment, AuditAction.REQUEST_SUBMIT,
-            {"required_approvals": req.required_approvals})
+            {"required_approvals": req.required_approvals}, person=actor.person_id)
     reason = r.auto_approval(req.kind, changes, usage, rules)
     if reason is not None:
         make_desired(session, req, initiator=AUTO_APPROVER, usage=usage, rules=rules)
@@ -168,13 +180,15 @@ def create_request(
         r.check_environment_name(environment, tuple(e.name for e in target.spec.environments))
         payload.update(name=environment, description=description)
     req = ResourceRequest(org=org, kind=kind, environment=environment, payload=payload,
-                          state=State.DRAFT.value, created_by=actor.audit_name)
+                          state=State.DRAFT.value, created_by=actor.audit_name,
+                          created_by_user_id=actor.person_id)
     usage = _usage_for(backends, target, req)  # backend call: no transaction is open
     _evaluate(target.spec, req, usage, rules)  # validate before anything is written
     with db.transaction() as s:
         s.add(req)
         s.flush()
-        _record(s, req, Step.CREATED, actor.audit_name, comment, AuditAction.REQUEST_CREATE)
+        _record(s, req, Step.CREATED, actor.audit_name, comment, AuditAction.REQUEST_CREATE,
+                {"person": actor.person_id}, person=actor.person_id)
         if submit:
             _submit(s, req, actor, "", target.spec, usage, rules)
         return _view(s, req)
@@ -201,21 +215,22 @@ def approve_request(db: Database, backends: Backends, actor: Actor, request_id: 
     rules, comment = rules or r.RequestRules(), r.check_text("comment", comment)
     with db.transaction() as s:
         req = _load(s, request_id, actor)
-        r.check_may_decide(actor, created_by=req.created_by, approvers=_approvers(_steps(s, req.id)))
+        _check_decider(actor, req, _steps(s, req.id), approving=True)
         check_transition(req.state, State.APPROVED)
     target = load_target(db, req.org)
     usage = _usage_for(backends, target, req)  # usage may have grown since the request
     with db.transaction() as s:
         req = _load(s, request_id, actor, lock=True)
-        approvers = _approvers(_steps(s, req.id))
-        r.check_may_decide(actor, created_by=req.created_by, approvers=approvers)
+        steps = _steps(s, req.id)
+        approvers = _approvers(steps)
+        _check_decider(actor, req, steps, approving=True)
         check_transition(req.state, State.APPROVED)
         _evaluate(registry.tenant_spec(registry.get_tenant(s, req.org)), req, usage, rules)
         if len(approvers) + 1 >= req.required_approvals:
             make_desired(s, req, initiator=actor.audit_name, usage=usage, rules=rules)
         _record(s, req, Step.APPROVED, actor.audit_name, comment, AuditAction.REQUEST_APPROVE,
                 {"approvals": len(approvers) + 1, "required": req.required_approvals,
-                 "generation": req.applied_generation})
+                 "generation": req.applied_generation, "person": actor.person_id}, person=actor.person_id)
         return _view(s, req)
 
 
@@ -225,10 +240,11 @@ def reject_request(db: Database, actor: Actor, request_id: int, *, comment: str)
         raise InvalidInput("comment: say why the request is rejected")
     with db.transaction() as s:
         req = _load(s, request_id, actor, lock=True)
-        r.check_may_decide(actor, created_by=req.created_by, approvers=set())
+        _check_decider(actor, req, [], approving=False)
         req.state = check_transition(req.state, State.REJECTED).value
         req.outcome = f"rejected by {actor.audit_name}: {comment}"
-        _record(s, req, Step.REJECTED, actor.audit_name, comment, AuditAction.REQUEST_REJECT)
+        _record(s, req, Step.REJECTED, actor.audit_name, comment, AuditAction.REQUEST_REJECT,
+                {"person": actor.person_id}, person=actor.person_id)
         return _view(s, req)
 
 
@@ -239,7 +255,8 @@ def withdraw_request(db: Database, actor: Actor, request_id: int, *, comment: st
         r.check_may_request(actor, req.org)
         req.state = check_transition(req.state, State.WITHDRAWN).value
         req.outcome = "withdrawn"
-        _record(s, req, Step.WITHDRAWN, actor.audit_name, comment, AuditAction.REQUEST_WITHDRAW)
+        _record(s, req, Step.WITHDRAWN, actor.audit_name, comment, AuditAction.REQUEST_WITHDRAW,
+                person=actor.person_id)
         return _view(s, req)
 
 

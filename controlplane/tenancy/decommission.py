@@ -1,11 +1,14 @@
 """Staged decommission: disable -> archive -> retention hold -> delete, each step audited.
-The signing key is made verify-only, never destroyed, so documents already issued still verify."""
+The signing key is made verify-only, never destroyed, so documents already issued still verify.
+Disabling also closes the organisation's access (its people and tokens) with the stage change."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
+
+from sqlalchemy.orm import Session
 
 from controlplane.audit import AuditAction, record_event
 from controlplane.backends import Backends
@@ -22,6 +25,10 @@ from controlplane.tenancy.services import remove_services
 from controlplane.tenancy.spec import GROUP_ROLES
 
 Progress = Callable[[str], None]
+# Closes an organisation's access in the given session: (session, org, initiator) -> counts for the
+# audit detail. accounts.admin.close_organisation, passed in by the caller (accounts and tenancy are
+# siblings that do not import each other).
+AccessCloser = Callable[[Session, str, str], Mapping[str, object]]
 
 
 def _transition(
@@ -32,10 +39,13 @@ def _transition(
     initiator: str,
     detail: dict[str, object],
     key_retired: str = "",
+    close_access: AccessCloser | None = None,
 ) -> None:
     with db.transaction() as s:
         t = registry.get_tenant(s, slug)
         t.phase = check_transition(t.phase, target).value
+        if close_access is not None:  # the same transaction: never a disabled tenant with live tokens
+            detail = {**detail, "access_closed": dict(close_access(s, slug, initiator))}
         registry.add_event(s, slug, "phase", f"decommission: {target.value}", detail=detail)
         record_event(
             s,
@@ -58,9 +68,11 @@ def _projects(cloud: CloudBackend, slug: str) -> tuple[str, list[tuple[str, str]
 
 
 def disable(
-    db: Database, backends: Backends, slug: str, *, initiator: str, settings: Settings | None = None
+    db: Database, backends: Backends, slug: str, *, initiator: str, close_access: AccessCloser,
+    settings: Settings | None = None,
 ) -> None:
-    """No new tokens for the tenant's users, no new signatures, its services stopped; the rest stays."""
+    """No new tokens for the tenant's users, no new signatures, its services stopped; its people
+    disabled and its API tokens revoked (`close_access`, 401 from then on); the rest stays."""
     with db.transaction() as s:
         tenant = registry.get_tenant(s, slug)
         check_transition(tenant.phase, Phase.DISABLED)
@@ -85,6 +97,7 @@ def disable(
         initiator=initiator,
         detail={"projects_disabled": len(projects), "domain_disabled": bool(domain_id)},
         key_retired=signing_key_name(slug),
+        close_access=close_access,
     )
 
 
@@ -228,6 +241,7 @@ def advance(
     initiator: str,
     retention_days: int,
     settings: Settings,
+    close_access: AccessCloser,
     progress: Progress | None = None,
 ) -> Phase:
     """Take the tenant's next decommission stage (the one step shared by the CLI and the console)."""
@@ -237,7 +251,7 @@ def advance(
     if stage is None:
         raise Conflict(f"tenant {slug} is {phase}: no decommission stage follows")
     if stage is Phase.DISABLED:
-        disable(db, backends, slug, initiator=initiator, settings=settings)
+        disable(db, backends, slug, initiator=initiator, settings=settings, close_access=close_access)
     elif stage is Phase.ARCHIVED:
         archive(db, backends, slug, initiator=initiator)
     elif stage is Phase.RETAINED:

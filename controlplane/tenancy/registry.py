@@ -15,7 +15,7 @@ from controlplane.backends.keys import SigningKey
 from controlplane.errors import Conflict, NotFound
 from controlplane.storage import utcnow
 from controlplane.tenancy.models import SigningPublicKey, Tenant, TenantEvent, TenantResource
-from controlplane.tenancy.phases import Phase
+from controlplane.tenancy.phases import ACTIVE_PHASES, Phase
 from controlplane.tenancy.spec import TenantSpec, spec_from_document
 
 
@@ -93,6 +93,12 @@ def tenant_spec(tenant: Tenant) -> TenantSpec:
 
 def list_tenants(session: Session) -> list[Tenant]:
     return list(session.scalars(select(Tenant).order_by(Tenant.slug)))
+
+
+def live_org_slugs(session: Session) -> list[str]:
+    """Organisations that exist and are not being decommissioned: the ones people and tokens may name."""
+    active = [p.value for p in ACTIVE_PHASES]
+    return list(session.scalars(select(Tenant.slug).where(Tenant.phase.in_(active)).order_by(Tenant.slug)))
 
 
 def add_event(

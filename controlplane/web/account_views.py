@@ -30,6 +30,7 @@ from controlplane.accounts.tokens import (
 )
 from controlplane.errors import InvalidInput, PermissionDenied
 from controlplane.storage import utcnow
+from controlplane.tenancy.registry import live_org_slugs
 from controlplane.web import context
 from controlplane.web.auth import (
     PendingLogin,
@@ -43,7 +44,8 @@ from controlplane.web.console import MAX_FIELD, adopt_session, finish_login, saf
 
 bp = Blueprint("account", __name__)
 
-EXPIRY_CHOICES = {"30": 30, "90": 90, "365": 365, "": None}
+# An organisation token always expires (accounts.tokens.MAX_ORG_TOKEN_DAYS): no "never" any more.
+EXPIRY_CHOICES = {"30": 30, "90": 90, "365": 365}
 OPERATOR_HOURS = ("1", "4", "8", "12")  # an operator token lasts at most a session's 12 hours
 
 
@@ -137,8 +139,9 @@ def _render_tokens(actor: Actor, *, created_secret: str | None = None, error: st
         tokens = list_tokens(db, actor)
     return render_template("account/tokens.html", tokens=tokens, scopes=KNOWN_SCOPES,
                            created_secret=created_secret, error=error,
-                           form=form or {"org": actor.org, "scopes": []},
+                           form=form or {"org": actor.org, "scopes": [], "expires_days": "90"},
                            org_fixed=actor.role is Role.ORG_ADMIN,
+                           may_grant=actor.role is Role.ORG_ADMIN,  # operators never mint a ministry's
                            operator_scopes=OPERATOR_SCOPES if actor.role is Role.OPERATOR else ())
 
 
@@ -162,9 +165,9 @@ def create_token_view() -> str | tuple[str, int]:
         with context.database().transaction() as db:
             created = create_token(
                 db, actor, name=str(form["name"]), org=str(form["org"]), scopes=scopes,
-                expires_at=utcnow() + timedelta(days=days) if days else None)
-    except InvalidInput as exc:
-        return _render_tokens(actor, error=exc.message, form=form), 400
+                expires_at=utcnow() + timedelta(days=days), known_orgs=live_org_slugs(db))
+    except (InvalidInput, PermissionDenied) as exc:
+        return _render_tokens(actor, error=exc.message, form=form), exc.status
     return _render_tokens(actor, created_secret=created.secret)
 
 

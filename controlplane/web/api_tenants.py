@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from controlplane.accounts.admin import close_organisation
 from controlplane.errors import Conflict, InvalidInput, NotFound
 from controlplane.storage import as_utc
 from controlplane.tenancy import decommission as dec
@@ -122,7 +123,7 @@ def decommission(slug: str) -> Response:
     if backends is None:
         raise error or InvalidInput("the cloud backends are not configured")
     stage = dec.advance(context.database(), backends, slug, initiator=current_api_actor().audit_name,
-                        retention_days=days, settings=context.settings())
+                        retention_days=days, settings=context.settings(), close_access=close_organisation)
     with context.database().transaction() as s:
         phase = registry.get_tenant(s, slug).phase
     return jsonify(slug=slug, stage=stage.value, phase=phase)

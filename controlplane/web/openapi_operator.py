@@ -83,7 +83,8 @@ PATHS: dict[str, Any] = {
         "get": {
             "operationId": "listTokens",
             "summary": "API tokens the caller manages, newest first (scope tokens:manage): an "
-            "organisation token's own organisation's, an operator token's all",
+            "organisation token's own organisation's, an operator token's all. A sensitive read: "
+            "each listing is an audit event",
             "responses": {
                 **ok({"type": "object", "required": ["items"],
                       "properties": {"items": {"type": "array", "items": _TOKEN}}}),
@@ -94,7 +95,9 @@ PATHS: dict[str, Any] = {
             "operationId": "createToken",
             "summary": "Create an organisation token (scope tokens:manage). An organisation token "
             "creates for its own organisation, with no scope it lacks and no later expiry; the secret "
-            "is in this answer only. Operator tokens are made in the console only.",
+            "is in this answer only; the organisation must exist and not be decommissioned. Only an "
+            "organisation's own admins grant its scopes: an operator token gets 403. Operator tokens "
+            "are made in the console only.",
             "requestBody": json_body({"$ref": "#/components/schemas/TokenCreate"}, required=True),
             "responses": {
                 "201": {
@@ -173,6 +176,8 @@ SCHEMAS: dict[str, Any] = {
             "prefix": {"type": "string"},
             "scopes": {"type": "array", "items": {"enum": sorted({*KNOWN_SCOPES, *OPERATOR_SCOPES})}},
             "created_by": {"type": "string"},
+            "created_by_user_id": {"type": ["integer", "null"],
+                                   "description": "The person who minted it (the root of a chain of tokens)"},
             "created_at": {"type": "string", "format": "date-time"},
             "expires_at": _WHEN,
             "last_used_at": _WHEN,

@@ -1,5 +1,6 @@
 """Console pages to administer people: list, create (one-time password shown once), change role,
-disable/enable, reset password. Operators administer everyone; an org admin their organisation."""
+disable/enable, reset password. Operators administer everyone; an org admin their organisation.
+A staff-account change an operator makes is filed for a second operator (web.staff_views)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from flask_babel import gettext
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from controlplane.accounts import admin
+from controlplane.accounts import admin, staff_changes
 from controlplane.accounts.models import Role, User
 from controlplane.accounts.service import USERNAME_RE, Actor
 from controlplane.errors import ControlPlaneError, InvalidInput, NotFound
@@ -19,6 +20,7 @@ from controlplane.tenancy.phases import ACTIVE_PHASES, Phase
 from controlplane.web import context
 from controlplane.web.auth import login_required, require_role
 from controlplane.web.console import MAX_FIELD
+from controlplane.web.staff_views import file_staff_change
 
 bp = Blueprint("people", __name__, url_prefix="/people")
 
@@ -97,6 +99,9 @@ def create_person() -> tuple[str, int]:
     form = {"username": "", "role": "", "org": "", "display_name": ""}
     try:
         form = {k: _field(k) for k in form}
+        if actor.role is Role.OPERATOR and staff_changes.is_staff_create(form["role"]):
+            return file_staff_change(actor, kind="create", username=form["username"],
+                                     payload={"role": form["role"], "display_name": form["display_name"]})
         with context.database().transaction() as db:
             created = admin.create_person(
                 db, actor, username=form["username"], role=form["role"],
@@ -145,6 +150,9 @@ def set_role(username: str) -> WerkzeugResponse | tuple[str, int]:
     try:
         role = _field("role")
         org = _org_for(role, _field("org"))
+        if actor.role is Role.OPERATOR and staff_changes.is_staff_role_change(person, role):
+            return file_staff_change(actor, kind="role", username=username,
+                                     payload={"role": role, "org": org})
         with context.database().transaction() as db:
             admin.change_role(db, actor, username, role=role, org=org, known_orgs=registered_orgs(db))
     except ControlPlaneError as exc:
@@ -190,6 +198,9 @@ def reset_password(username: str) -> tuple[str, int]:
     person = _load(actor, username)
     try:
         _confirmed(username)
+        if actor.role is Role.OPERATOR and staff_changes.is_staff_reset(person):
+            return file_staff_change(actor, kind="reset", username=username,
+                                     payload={"reset_mfa": request.form.get("reset_mfa") == "1"})
         with context.database().transaction() as db:
             done = admin.reset_password(db, actor, username, reset_mfa=request.form.get("reset_mfa") == "1")
     except ControlPlaneError as exc:

@@ -9,6 +9,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from controlplane.accounts.admin import close_organisation
 from controlplane.accounts.models import Role
 from controlplane.accounts.service import Actor
 from controlplane.errors import ControlPlaneError, InvalidInput, NotFound
@@ -179,6 +180,6 @@ def decommission(slug: str) -> WerkzeugResponse:
     if not days.isdigit() or int(days) > 36500:
         raise InvalidInput("retention days must be a whole number between 0 and 36500")
     dec.advance(context.database(), backends, slug, initiator=actor.audit_name, retention_days=int(days),
-                settings=context.settings())
+                settings=context.settings(), close_access=close_organisation)
     flash(f"{slug}: decommission stage '{stage}' done.")
     return redirect(url_for("tenants.detail", slug=slug))

@@ -169,6 +169,32 @@ EXPECTED: list[tuple[str, str, dict[str, int]]] = [
         "/people/own-member/reset-password",
         {"operator": 400, "auditor": 403, "own_admin": 400, "own_member": 403, "other_admin": 404},
     ),
+    # staff-account changes wait for a second operator; operators invite an organisation's first admin
+    (
+        "GET",
+        "/staff-changes/",
+        {"operator": 200, "auditor": 403, "own_admin": 403, "own_member": 403, "other_admin": 403},
+    ),
+    (
+        "POST",
+        "/staff-changes/999999/approve",
+        {"operator": 404, "auditor": 403, "own_admin": 403, "own_member": 403, "other_admin": 403},
+    ),
+    (
+        "POST",
+        "/staff-changes/999999/reject",
+        {"operator": 404, "auditor": 403, "own_admin": 403, "own_member": 403, "other_admin": 403},
+    ),
+    (
+        "GET",
+        "/invites/new",
+        {"operator": 200, "auditor": 403, "own_admin": 403, "own_member": 403, "other_admin": 403},
+    ),
+    (
+        "POST",
+        "/invites/new",
+        {"operator": 400, "auditor": 403, "own_admin": 403, "own_member": 403, "other_admin": 403},
+    ),
 ]
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 

@@ -1,5 +1,6 @@
-"""Scoped API tokens: created once in the console, hashed at rest, bearer auth on /api/v1, revocable;
-operator tokens made only in the console after MFA, short-lived, bound to their operator."""
+"""Scoped API tokens: created once in the console by the organisation's admin, hashed at rest, bearer
+auth on /api/v1, revocable; operator tokens made only in the console after MFA, short-lived, bound to
+their operator."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy import func, select, update
 
 from controlplane.accounts.models import ApiToken, Role, User
 from controlplane.accounts.service import Actor, create_user, start_session
+from controlplane.accounts.token_use import use_counts
 from controlplane.accounts.tokens import (
     authenticate_bearer,
     create_operator_token,
@@ -24,15 +26,20 @@ from controlplane.accounts.tokens import (
 from controlplane.audit.models import AuditEvent
 from controlplane.errors import InvalidInput, NotFound, PermissionDenied
 from controlplane.storage import Database, as_utc, utcnow
+from controlplane.tenancy.registry import live_org_slugs
 from controlplane.web.api_auth import require_scope
 from controlplane.web.auth import SESSION_KEY
 from tests.fixtures.app import csrf_token_from
-from tests.integration.api_actors import make_user
+from tests.integration.api_actors import ensure_org, make_user, org_admin
+
+IN_30_DAYS = timedelta(days=30)
 
 SECRET_RE = re.compile(r"cpt_[0-9a-f]{8}_[A-Za-z0-9_-]+")
 
 
 def _actor(database: Database, username: str, role: Role, org: str = "") -> Actor:
+    if org:
+        ensure_org(database, org)
     with database.transaction() as s:
         user = create_user(s, username=username, password="a-long-test-password-1", role=role, org=org,
                            initiator="test")
@@ -68,7 +75,8 @@ def _actions(database: Database) -> list[tuple[str, str]]:
 
 
 def test_create_in_console_then_whoami_with_the_bearer_token(app: Flask, database: Database) -> None:
-    operator = _signed_in(app, database, _actor(database, "op-tokens", Role.OPERATOR))
+    maker = _actor(database, "health-tokens", Role.ORG_ADMIN, "health")
+    operator = _signed_in(app, database, maker)  # the organisation's admin: only they grant its scopes
     status, page = _create_in_console(operator, name="health records system", org="health",
                                       scopes=["documents:issue", "tenants:read"])
     assert status == 200
@@ -89,18 +97,21 @@ def test_create_in_console_then_whoami_with_the_bearer_token(app: Flask, databas
         stored = [str(getattr(row, c.key)) for c in ApiToken.__table__.columns]
         assert not any(secret_value in value or secret_value.split("_", 2)[2] in value for value in stored)
         assert secret_value.startswith(f"cpt_{row.prefix}_")
-        assert row.last_used_at is not None and row.created_by == "user:op-tokens"
+        assert row.last_used_at is not None and row.created_by == "user:health-tokens"
+        assert row.created_by_user_id == maker.user_id
+        assert sum(use_counts(s, row.id).values()) == 1  # the use is counted, not audited
     # the list never shows the secret again
     listing = operator.get("/account/tokens").get_data(as_text=True)
     assert secret_value not in listing and f"cpt_{row.prefix}_" in listing
-    assert _actions(database) == [("api_token:create", "success"), ("api_token:use", "success")]
+    assert _actions(database) == [("api_token:create", "success")]
 
 
 def test_wrong_revoked_and_expired_tokens_get_a_clear_401(app: Flask, database: Database) -> None:
-    operator_actor = _actor(database, "op-revoke", Role.OPERATOR)
+    operator_actor = _actor(database, "interior-revoke", Role.ORG_ADMIN, "interior")
     with database.transaction() as s:
         created = create_token(s, operator_actor, name="mail gateway", org="interior",
-                               scopes=["mail:send"])
+                               scopes=["mail:send"], expires_at=utcnow() + IN_30_DAYS,
+                               known_orgs=["interior"])
         token_id, secret = created.token.id, created.secret
     api = app.test_client()
     cases = {
@@ -122,7 +133,7 @@ def test_wrong_revoked_and_expired_tokens_get_a_clear_401(app: Flask, database: 
 
     with database.transaction() as s:
         expiring = create_token(s, operator_actor, name="old system", org="interior", scopes=["mail:send"],
-                                expires_at=utcnow() + timedelta(days=1))
+                                expires_at=utcnow() + timedelta(days=1), known_orgs=["interior"])
     assert api.get("/api/v1/whoami", headers=_bearer(expiring.secret)).status_code == 200
     with database.transaction() as s:
         s.execute(update(ApiToken).where(ApiToken.id == expiring.token.id)
@@ -148,9 +159,11 @@ def test_org_admins_manage_only_their_own_organisation(app: Flask, database: Dat
     with database.transaction() as s:
         assert s.scalar(select(func.count()).select_from(ApiToken)) == 1
         with pytest.raises(PermissionDenied):
-            create_token(s, health_admin, name="x", org="finance", scopes=["tenants:read"])
+            create_token(s, health_admin, name="x", org="finance", scopes=["tenants:read"],
+                         expires_at=utcnow() + IN_30_DAYS, known_orgs=live_org_slugs(s))
         with pytest.raises(PermissionDenied):
-            create_token(s, member, name="x", org="health", scopes=["tenants:read"])
+            create_token(s, member, name="x", org="health", scopes=["tenants:read"],
+                         expires_at=utcnow() + IN_30_DAYS, known_orgs=live_org_slugs(s))
         own = s.scalar(select(ApiToken.id))
         assert own is not None
         assert list_tokens(s, finance_admin) == []
@@ -164,12 +177,12 @@ def test_org_admins_manage_only_their_own_organisation(app: Flask, database: Dat
 
 
 def test_bad_token_input_is_refused_and_changes_nothing(app: Flask, database: Database) -> None:
-    operator = _signed_in(app, database, _actor(database, "op-bad", Role.OPERATOR))
+    operator = _signed_in(app, database, _actor(database, "health-bad", Role.ORG_ADMIN, "health"))
     for form in ({"name": "", "org": "health", "scopes": ["tenants:read"]},
-                 {"name": "x", "org": "Not A Slug", "scopes": ["tenants:read"]},
                  {"name": "x", "org": "health", "scopes": ["root:everything"]},
                  {"name": "x", "org": "health", "scopes": []},
-                 {"name": "x", "org": "health", "scopes": ["tenants:read"], "expires_days": "-5"}):
+                 {"name": "x", "org": "health", "scopes": ["tenants:read"], "expires_days": "-5"},
+                 {"name": "x", "org": "health", "scopes": ["tenants:read"], "expires_days": ""}):
         status, _page = _create_in_console(operator, **form)
         assert status == 400
     page = operator.get("/account/tokens").get_data(as_text=True)
@@ -181,9 +194,10 @@ def test_bad_token_input_is_refused_and_changes_nothing(app: Flask, database: Da
 
 
 def test_last_used_is_touched_at_most_once_a_minute(database: Database) -> None:
-    operator = _actor(database, "op-touch", Role.OPERATOR)
+    operator = _actor(database, "health-touch", Role.ORG_ADMIN, "health")
     with database.transaction() as s:
-        created = create_token(s, operator, name="batch signer", org="health", scopes=["documents:issue"])
+        created = create_token(s, operator, name="batch signer", org="health", scopes=["documents:issue"],
+                               expires_at=utcnow() + IN_30_DAYS, known_orgs=["health"])
     header = f"Bearer {created.secret}"
     t0 = utcnow()
     with database.transaction() as s:
@@ -198,7 +212,9 @@ def test_last_used_is_touched_at_most_once_a_minute(database: Database) -> None:
         row = s.get(ApiToken, created.token.id)
         assert row is not None and row.last_used_at is not None
         assert as_utc(row.last_used_at) == t0 + timedelta(seconds=61)
-    assert _actions(database).count(("api_token:use", "success")) == 2
+    assert _actions(database).count(("api_token:use", "success")) == 0  # counted per hour instead
+    with database.transaction() as s:
+        assert sum(use_counts(s, created.token.id).values()) == 3
 
 
 def test_require_scope_refuses_a_token_without_the_scope(app: Flask, database: Database) -> None:
@@ -207,10 +223,12 @@ def test_require_scope_refuses_a_token_without_the_scope(app: Flask, database: D
         return jsonify(issued=True)
 
     app.add_url_rule("/api/v1/test-issue", "test_issue", issue)
-    operator = _actor(database, "op-scope", Role.OPERATOR)
+    operator = org_admin(database, "health")
     with database.transaction() as s:
-        reader = create_token(s, operator, name="reader", org="health", scopes=["tenants:read"]).secret
-        issuer = create_token(s, operator, name="issuer", org="health", scopes=["documents:issue"]).secret
+        reader = create_token(s, operator, name="reader", org="health", scopes=["tenants:read"],
+                              expires_at=utcnow() + IN_30_DAYS, known_orgs=["health"]).secret
+        issuer = create_token(s, operator, name="issuer", org="health", scopes=["documents:issue"],
+                              expires_at=utcnow() + IN_30_DAYS, known_orgs=["health"]).secret
     api = app.test_client()
     refused = api.get("/api/v1/test-issue", headers=_bearer(reader))
     assert refused.status_code == 403 and "documents:issue" in refused.get_json()["message"]
@@ -284,7 +302,8 @@ def test_operator_tokens_need_mfa_stay_short_and_die_with_the_operator(
             create_operator_token(s, actor, name="y", scopes=["tenants:read"], expires_at=soon)
     minted = api.post("/api/v1/tokens", headers=_bearer(secret), json={
         "name": "y", "org": "health", "scopes": ["requests:approve"], "expires_in_days": 1})
-    assert minted.status_code == 400 and "unknown scope" in minted.get_json()["message"]
+    assert minted.status_code == 403  # an operator never mints an organisation's token
+    assert "operators cannot create organisation tokens" in minted.get_json()["message"]
 
     assert api.get("/api/v1/whoami", headers=_bearer(secret)).status_code == 200
     with database.transaction() as s:
@@ -294,11 +313,11 @@ def test_operator_tokens_need_mfa_stay_short_and_die_with_the_operator(
 
 
 def test_a_token_made_through_the_api_is_no_stronger_than_its_maker(app: Flask, database: Database) -> None:
-    operator = _actor(database, "op-maker", Role.OPERATOR)
+    operator = org_admin(database, "health")
     with database.transaction() as s:
         maker = create_token(s, operator, name="health admin system", org="health",
                              scopes=["tokens:manage", "tenants:read"],
-                             expires_at=utcnow() + timedelta(days=30)).secret
+                             expires_at=utcnow() + timedelta(days=30), known_orgs=["health"]).secret
     api = app.test_client()
 
     def make(**body: object) -> tuple[int, dict[str, object]]:
@@ -313,6 +332,7 @@ def test_a_token_made_through_the_api_is_no_stronger_than_its_maker(app: Flask, 
     assert make(expires_in_days=None)[0] == 400
     status, child = make()
     assert status == 201 and child["org"] == "health" and child["created_by"].startswith("token:")
+    assert child["created_by_user_id"] == operator.user_id  # the root person of the chain
     assert api.get("/api/v1/whoami", headers=_bearer(str(child["secret"]))).status_code == 200
     listed = api.get("/api/v1/tokens", headers=_bearer(maker)).get_json()["items"]
     assert "secret" not in listed[0] and {t["name"] for t in listed} == {"health admin system", "child"}

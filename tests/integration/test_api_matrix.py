@@ -29,7 +29,7 @@ from controlplane.storage import Database, utcnow
 from controlplane.tenancy.service import register_specs
 from controlplane.tenancy.spec import TenantSpec
 from controlplane.web.auth import SESSION_KEY
-from tests.integration.api_actors import TOKEN_ADMIN, bearer, make_user, operator_token, org_token
+from tests.integration.api_actors import bearer, make_user, operator_token, org_token, org_token_row
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +76,8 @@ TABLE: list[tuple[str, str, dict[str, Any] | None, dict[str, str]]] = [
      {"admin": "200/200", "reader": "403/403", "operator": "200/200", "op_reader": "403/403"}),
     ("POST", "/api/v1/tokens",
      {"name": "made by the API", "org": "{org}", "scopes": ["tenants:read"], "expires_in_days": 7},
-     {"admin": "201/403", "reader": "403/403", "operator": "201/201", "op_reader": "403/403"}),
+     # only an organisation's own admins grant its scopes: an operator token never mints one
+     {"admin": "201/403", "reader": "403/403", "operator": "403/403", "op_reader": "403/403"}),
     ("POST", "/api/v1/tokens/{token}/revoke", None,
      {"admin": "200/404", "reader": "403/403", "operator": "200/200", "op_reader": "403/403"}),
     # the audit log's proofs: data-center tokens with audit:read; "any" = let in (the answer itself,
@@ -111,7 +112,7 @@ class World:
 
 
 def _writes(database: Database) -> tuple[int, ...]:
-    """What a refused call must leave as it was (a token's use is audited: those events do not count)."""
+    """What a refused call must leave as it was (a refused token's use is audited: those do not count)."""
     with database.transaction() as s:
         return (
             s.scalar(select(func.count()).select_from(AuditEvent)
@@ -161,9 +162,7 @@ def world(app: Flask, database: Database, backends: Backends, write_spec: Callab
         return str(view.id)
 
     def token_of(org: str) -> str:
-        with database.transaction() as s:
-            made = create_token(s, TOKEN_ADMIN, name="to revoke", org=org, scopes=["tenants:read"])
-            return str(made.token.id)
+        return str(org_token_row(database, org, ["tenants:read"], name="to revoke")[0])
 
     make: dict[str, Callable[[str], str]] = {
         "org": lambda org: org,
@@ -277,4 +276,5 @@ def test_an_auditor_gets_no_api_token(database: Database) -> None:
     """Auditors read in the console; no token of theirs exists to put in the table."""
     auditor = make_user(database, "aud-no-token", Role.AUDITOR, with_mfa=True)
     with database.transaction() as s, pytest.raises(PermissionDenied):
-        create_token(s, auditor, name="audit export", org="health", scopes=["tenants:read"])
+        create_token(s, auditor, name="audit export", org="health", scopes=["tenants:read"],
+                     expires_at=utcnow() + timedelta(days=1), known_orgs=["health"])

@@ -13,8 +13,6 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from controlplane.accounts.models import Role
-from controlplane.accounts.service import Actor
-from controlplane.accounts.tokens import create_token
 from controlplane.app import create_app
 from controlplane.audit.models import AuditEvent
 from controlplane.backends import Backends
@@ -23,18 +21,15 @@ from controlplane.settings import Settings
 from controlplane.storage import Database
 from controlplane.tenancy.service import register_specs
 from controlplane.tenancy.spec import TenantSpec
-from tests.integration.api_actors import bearer, make_user, operator_token
+from tests.integration.api_actors import bearer, make_user, operator_token, org_token
 
 pytestmark = pytest.mark.integration
 
-OPERATOR = Actor(1, "op", Role.OPERATOR, "")
 URL = "/api/v1/requests"
 
 
 def _bearer(database: Database, org: str, scopes: list[str]) -> dict[str, str]:
-    with database.transaction() as s:
-        secret = create_token(s, OPERATOR, name=f"{org} system", org=org, scopes=scopes).secret
-    return {"Authorization": f"Bearer {secret}"}
+    return bearer(org_token(database, org, scopes))
 
 
 def _counts(database: Database) -> tuple[int, int]:

@@ -22,20 +22,18 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 from sqlalchemy import select
 
 from controlplane.accounts.models import ApiToken, Role
-from controlplane.accounts.service import Actor
-from controlplane.accounts.tokens import KNOWN_SCOPES, OPERATOR_SCOPES, create_token
+from controlplane.accounts.tokens import KNOWN_SCOPES, OPERATOR_SCOPES
 from controlplane.backends import Backends
 from controlplane.requests.models import RequestStep, ResourceRequest
 from controlplane.storage import Database, utcnow
 from controlplane.tenancy import registry
 from controlplane.tenancy.service import register_specs
 from controlplane.tenancy.spec import TenantSpec
-from tests.integration.api_actors import make_user, operator_token
+from tests.integration.api_actors import make_user, operator_token, org_token, org_token_row
 from tests.integration.schema_checks import DOCUMENT, bounded, call_with_token, failures_of, run_modes
 
 pytestmark = pytest.mark.integration
 
-OPERATOR = Actor(1, "op", Role.OPERATOR, "")
 GENERATION = bounded(max_examples=30)
 
 
@@ -55,8 +53,9 @@ def seeded(database: Database, tenant_slug: str, write_spec: Callable[..., Tenan
         s.add(draft)
         s.flush()
         s.add(RequestStep(request_id=draft.id, step="created", actor="user:schema-test"))
-        spare = create_token(s, OPERATOR, name="to revoke", org=tenant_slug, scopes=["tenants:read"])
-        return {"slug": tenant_slug, "request_id": draft.id, "token_id": spare.token.id}
+        draft_id = draft.id
+    spare_id, _ = org_token_row(database, tenant_slug, ["tenants:read"], name="to revoke")
+    return {"slug": tenant_slug, "request_id": draft_id, "token_id": spare_id}
 
 
 @pytest.fixture(params=["organisation", "operator"])
@@ -65,8 +64,7 @@ def api_token(request: pytest.FixtureRequest, database: Database, seeded: dict[s
     if request.param == "operator":
         operator = make_user(database, "schema-operator", Role.OPERATOR, with_mfa=True)
         return operator_token(database, operator, OPERATOR_SCOPES)
-    with database.transaction() as s:
-        return create_token(s, OPERATOR, name="schema test", org=seeded["slug"], scopes=KNOWN_SCOPES).secret
+    return org_token(database, seeded["slug"], KNOWN_SCOPES)
 
 
 def _spare_own_token(case: Case, own_id: int, known: dict[str, Any]) -> None:

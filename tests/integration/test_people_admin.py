@@ -55,10 +55,14 @@ def _user(database: Database, username: str) -> User:
         return user
 
 
-def test_operator_creates_a_person_with_a_one_time_password(database: Database) -> None:
+def test_host_cli_creates_a_person_with_a_one_time_password(database: Database) -> None:
     op = make_user(database, "op-one", Role.OPERATOR)
+    with pytest.raises(PermissionDenied, match="invite"), database.transaction() as s:
+        # an operator never knows an organisation person's password: they invite its first admin
+        admin.create_person(s, op, username="mona", role="org_member", org=OWN, known_orgs=ORGS)
     with database.transaction() as s:
-        created = admin.create_person(s, op, username="mona", role="org_member", org=OWN, known_orgs=ORGS)
+        created = admin.create_person(s, admin.CLI_ACTOR, username="mona", role="org_member", org=OWN,
+                                      known_orgs=ORGS)
     assert len(created.one_time_password) >= 20
     mona = _user(database, "mona")
     assert mona.must_change_password and mona.role == "org_member" and mona.org == OWN
@@ -66,7 +70,7 @@ def test_operator_creates_a_person_with_a_one_time_password(database: Database) 
         attempt = check_password_step(s, username="mona", password=created.one_time_password)
     assert attempt.actor is not None and attempt.actor.must_change_password
     [event] = [e for e in _events(database, "account:create") if e.detail["username"] == "mona"]
-    assert event.initiator == "user:op-one" and event.org == OWN
+    assert event.initiator == "cli:users" and event.org == OWN
     with database.transaction() as s:  # the secret is in no audit event at all
         details = [json.dumps(e.detail) for e in s.scalars(select(AuditEvent))]
     assert not any(created.one_time_password in d for d in details)
@@ -152,8 +156,10 @@ def test_the_last_operator_and_oneself_are_protected(database: Database) -> None
         admin.disable_person(s, only, "op-one")
     with pytest.raises(PermissionDenied, match="own role"), database.transaction() as s:
         admin.change_role(s, only, "op-one", role="auditor", known_orgs=ORGS)
-    with database.transaction() as s:  # with a second operator, the first may be demoted by another
+    with pytest.raises(PermissionDenied, match="second operator"), database.transaction() as s:
         admin.change_role(s, admin.CLI_ACTOR, "op-one", role="auditor", known_orgs=ORGS)
+    with database.transaction() as s:  # with a second operator, the first may be demoted (approved)
+        admin.change_role(s, admin.CLI_ACTOR, "op-one", role="auditor", known_orgs=ORGS, approved=True)
     [event] = _events(database, "account:role:change")
     assert event.initiator == "cli:users"
     assert event.detail["from"]["role"] == "operator" and event.detail["to"]["role"] == "auditor"
@@ -168,7 +174,9 @@ def test_reset_password_ends_sessions_and_keeps_mfa_unless_asked(database: Datab
     with database.transaction() as s:
         session_id = start_session(s, target)
         mfa.replace_recovery_codes(s, target.user_id)
-        done = admin.reset_password(s, op, "aud")
+        with pytest.raises(PermissionDenied, match="second operator"):
+            admin.reset_password(s, op, "aud")  # alone: filed instead (tests/security/test_boundary_staff)
+        done = admin.reset_password(s, op, "aud", approved=True)
     with database.transaction() as s:
         assert resume_session(s, session_id, idle=IDLE, absolute=ABSOLUTE) is None
         assert check_password_step(s, username="aud", password="a-long-test-password-1").refused
@@ -176,7 +184,7 @@ def test_reset_password_ends_sessions_and_keeps_mfa_unless_asked(database: Datab
     user = _user(database, "aud")
     assert user.must_change_password and user.mfa_enrolled_at is not None
     with database.transaction() as s:
-        admin.reset_password(s, op, "aud", reset_mfa=True)
+        admin.reset_password(s, op, "aud", reset_mfa=True, approved=True)
     user = _user(database, "aud")
     assert user.mfa_enrolled_at is None and user.mfa_secret_encrypted is None
     with database.transaction() as s:
@@ -198,8 +206,8 @@ def test_console_operator_creates_disables_and_resets(app: Flask, database: Data
     client = sign_in_client(app.test_client(), database, make_user(database, "op-one", Role.OPERATOR))
     assert 'href="/people/"' in client.get("/").get_data(as_text=True)  # the nav link
     status, body = _post(client, "/people/new", "/people/", username="nadia", role="org_admin", org=OWN)
-    assert status == 201 and "one-time password" in body
-    assert _user(database, "nadia").org == OWN
+    assert status == 403 and "invite" in body  # an operator never holds a ministry person's password
+    make_user(database, "nadia", Role.ORG_ADMIN, OWN)
     status, body = _post(client, "/people/new", "/people/", username="nadia2", role="org_admin",
                          org="t-nowhere")
     assert status == 400 and "not a registered tenant" in body
@@ -212,15 +220,16 @@ def test_console_operator_creates_disables_and_resets(app: Flask, database: Data
     status, _ = _post(client, "/people/nadia", "/people/nadia/enable")
     assert status == 302 and not _user(database, "nadia").disabled
     status, body = _post(client, "/people/nadia", "/people/nadia/reset-password", confirm="nadia")
-    assert status == 200 and "shown only now" in body
+    assert status == 403 and "shown only now" not in body
     status, body = _post(client, "/people/op-one", "/people/op-one/disable", confirm="op-one")
     assert status == 403 and _user(database, "op-one").disabled is False
     status, _ = _post(client, "/people/nadia", "/people/nadia/role", role="org_member", org=OWN)
     assert status == 302 and _user(database, "nadia").role == "org_member"
     # a staff role from the detail page, whose organisation select still shows the old one
-    status, _ = _post(client, "/people/nadia", "/people/nadia/role", role="auditor", org=OWN)
+    # (a staff role waits for a second operator: tests/security/test_boundary_staff.py)
+    status, body = _post(client, "/people/nadia", "/people/nadia/role", role="auditor", org=OWN)
     nadia = _user(database, "nadia")
-    assert status == 302 and (nadia.role, nadia.org) == ("auditor", "")
+    assert status == 202 and (nadia.role, nadia.org) == ("org_member", OWN) and "second operator" in body
 
 
 def test_console_org_admin_sees_and_changes_only_their_organisation(

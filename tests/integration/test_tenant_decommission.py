@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 
+from controlplane.accounts.admin import close_organisation
 from controlplane.audit.models import AuditEvent
 from controlplane.backends import Backends
 from controlplane.backends.cloud import UserCredentials
@@ -47,7 +48,7 @@ def test_staged_decommission_leaves_nothing_but_the_public_key(
     signature = keys.sign(signing_key_name(tenant_slug), [letter])[0]
 
     # 1. disable: no new tokens, no new signatures; the reconciler leaves the tenant alone
-    dec.disable(database, backends, tenant_slug, initiator="test")
+    dec.disable(database, backends, tenant_slug, initiator="test", close_access=close_organisation)
     with pytest.raises(ControlPlaneError):
         cloud.as_user(UserCredentials(bob.id, password, project.id)).find_network(
             f"{tenant_slug}-prod-net", project_id=project.id

@@ -19,6 +19,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from controlplane.accounts.admin import close_organisation
 from controlplane.app import create_app
 from controlplane.backends import Backends
 from controlplane.backends.ansible import AnsibleAutomation
@@ -268,7 +269,7 @@ def test_reconciler_deploys_the_services_a_spec_lists(
 
         # decommission's first stage takes the service down before the tenant's identity goes
         assert advance(database, backends, tenant_slug, initiator="test", retention_days=0,
-                       settings=settings) is Phase.DISABLED
+                       settings=settings, close_access=close_organisation) is Phase.DISABLED
         assert not _port_open(settings.verification_port)
         assert not directory.exists()
         assert remove_services(spec, db=database, backends=backends, settings=settings, run_id="test") == 1
