@@ -36,6 +36,8 @@ class AuditAction(StrEnum):
     ACCOUNT_MFA_ENROL = "account:mfa:enrol"
     ACCOUNT_MFA_VERIFY = "account:mfa:verify"
     ACCOUNT_MFA_RECOVERY_USE = "account:mfa:recovery:use"
+    ACCOUNT_REAUTH = "account:reauth"  # password (+ TOTP) again before a sensitive action
+    ACCOUNT_SESSION_END = "account:session:end"  # a person ended their own other session(s)
     API_TOKEN_CREATE = "api_token:create"  # noqa: S105 - an action name
     API_TOKEN_REVOKE = "api_token:revoke"  # noqa: S105 - an action name
     API_TOKEN_USE = "api_token:use"  # noqa: S105 - an action name

@@ -17,7 +17,7 @@ from controlplane.errors import ControlPlaneError, InvalidInput, NotFound
 from controlplane.tenancy import registry
 from controlplane.tenancy.phases import ACTIVE_PHASES, Phase
 from controlplane.web import context
-from controlplane.web.auth import login_required, require_role
+from controlplane.web.auth import fresh_auth_required, login_required, require_role
 from controlplane.web.console import MAX_FIELD
 
 bp = Blueprint("people", __name__, url_prefix="/people")
@@ -92,6 +92,7 @@ def new_person() -> tuple[str, int]:
 
 @bp.post("/")
 @login_required
+@fresh_auth_required
 def create_person() -> tuple[str, int]:
     actor = _actor()
     form = {"username": "", "role": "", "org": "", "display_name": ""}
@@ -139,6 +140,7 @@ def _confirmed(username: str) -> None:
 
 @bp.post("/<username>/role")
 @login_required
+@fresh_auth_required
 def set_role(username: str) -> WerkzeugResponse | tuple[str, int]:
     actor = _actor()
     person = _load(actor, username)
@@ -157,6 +159,7 @@ def set_role(username: str) -> WerkzeugResponse | tuple[str, int]:
 
 @bp.post("/<username>/disable")
 @login_required
+@fresh_auth_required
 def disable(username: str) -> WerkzeugResponse | tuple[str, int]:
     actor = _actor()
     person = _load(actor, username)
@@ -174,6 +177,7 @@ def disable(username: str) -> WerkzeugResponse | tuple[str, int]:
 
 @bp.post("/<username>/enable")
 @login_required
+@fresh_auth_required
 def enable(username: str) -> WerkzeugResponse:
     actor = _actor()
     _load(actor, username)
@@ -185,6 +189,7 @@ def enable(username: str) -> WerkzeugResponse:
 
 @bp.post("/<username>/reset-password")
 @login_required
+@fresh_auth_required
 def reset_password(username: str) -> tuple[str, int]:
     actor = _actor()
     person = _load(actor, username)
