@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, make_response, redirect, render_template, request, session, url_for
-from flask_babel import gettext, ngettext
+from flask_babel import gettext
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WerkzeugResponse
 
@@ -132,9 +132,8 @@ def change_password_view() -> str | WerkzeugResponse | tuple[str, int]:
     except InvalidInput as exc:
         return render_template("password.html", error=exc.message,
                                forced=actor.must_change_password), 400
-    flash(gettext("Your password was changed.") if not ended else ngettext(
-        "Your password was changed; your %(num)d other session was ended.",
-        "Your password was changed; your %(num)d other sessions were ended.", ended))
+    flash(gettext("Your password was changed.") if not ended else gettext(
+        "Your password was changed. Other sessions ended: %(num)d.", num=ended))
     return redirect(url_for("console.index"))
 
 

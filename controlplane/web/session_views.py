@@ -7,7 +7,7 @@ import re
 from datetime import timedelta
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_babel import gettext, ngettext
+from flask_babel import gettext
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from controlplane.accounts import sessions as account_sessions
@@ -79,7 +79,7 @@ def end_others_view() -> WerkzeugResponse:
     actor = _actor()
     with context.database().transaction() as db:
         ended = account_sessions.end_other_sessions(db, actor, current_hash=current_session_hash())
-    flash(ngettext("%(num)d other session was ended.", "%(num)d other sessions were ended.", ended))
+    flash(gettext("Other sessions ended: %(num)d.", num=ended))
     return redirect(url_for("sessions.list"))
 
 

@@ -72,7 +72,7 @@ def test_a_password_change_ends_the_other_sessions(app: Flask, database: Databas
         "csrf_token": csrf_token_from(page), "current_password": PASSWORD,
         "new_password": NEW_PASSWORD, "repeat_password": NEW_PASSWORD})
     assert changed.status_code == 302
-    assert "1 other session was ended" in laptop.get("/account/sessions").get_data(as_text=True)
+    assert "Other sessions ended: 1." in laptop.get("/account/sessions").get_data(as_text=True)
     assert laptop.get("/status").status_code == 200  # the session that changed it goes on
     ended = phone.get("/status")
     assert ended.status_code == 302 and ended.headers["Location"].startswith("/login")
