@@ -24,7 +24,7 @@ SESSION_COOKIE = "cp_session"
 SECURE_SESSION_COOKIE = "__Host-cp_session"
 
 
-def _load_or_create_secret_key(settings: Settings) -> str:
+def load_or_create_secret_key(settings: Settings) -> str:
     """The session-signing key: from settings, else a random one kept 0600 in the instance folder."""
     if settings.secret_key:
         return settings.secret_key
@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None, *, backends: Backends | None = 
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     secure = settings.cookies_secure
     app.config.update(
-        SECRET_KEY=_load_or_create_secret_key(settings),
+        SECRET_KEY=load_or_create_secret_key(settings),
         # __Host-: the browser keeps it only if Secure, for this exact host and path /, so a
         # sibling subdomain or a plain-HTTP page cannot plant or overwrite the session cookie.
         SESSION_COOKIE_NAME=SECURE_SESSION_COOKIE if secure else SESSION_COOKIE,

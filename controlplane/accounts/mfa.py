@@ -21,9 +21,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import delete, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from controlplane.accounts.models import MfaRecoveryCode, Role, User
+from controlplane.audit import AuditAction, record_event
 from controlplane.errors import Conflict, ControlPlaneError, InvalidSettings, NotFound
 from controlplane.storage import utcnow
 
@@ -138,6 +139,10 @@ def user_secret(user: User, box: SecretBox) -> str:
     secret = box.open(user.mfa_secret_encrypted, user_id=user.id)
     if not box.is_current(user.mfa_secret_encrypted):
         user.mfa_secret_encrypted = box.seal(secret, user_id=user.id)
+        session = object_session(user)
+        if session is not None:
+            record_event(session, action=AuditAction.ACCOUNT_MFA_RESEAL, initiator="system:mfa",
+                         target=f"user:{user.id}", org=user.org)
     return secret
 
 

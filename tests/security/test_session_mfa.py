@@ -25,6 +25,7 @@ from werkzeug.test import TestResponse
 from controlplane.accounts import mfa
 from controlplane.accounts.models import User
 from controlplane.app import close_app, create_app
+from controlplane.audit.models import AuditEvent
 from controlplane.migrations import upgrade_database
 from controlplane.settings import Settings, load_settings
 from controlplane.storage import Database
@@ -241,3 +242,32 @@ def test_two_parallel_posts_of_one_recovery_code_give_exactly_one_session(
     assert live_sessions(database, actor.user_id) == 1
     with database.transaction() as s:
         assert mfa.unused_recovery_codes(s, actor.user_id) == 9
+
+
+def test_legacy_secrets_are_resealed_at_start_without_waiting_for_a_sign_in(
+        app: Flask, database: Database, settings: Settings) -> None:
+    legacy = Fernet(base64.urlsafe_b64encode(_legacy_key_material(app.config["SECRET_KEY"])))
+    ids = []
+    for name in ("aud-asleep", "op-asleep"):
+        actor, _ = make_person(app, database, name, with_mfa=False)
+        ids.append(actor.user_id)
+        with database.transaction() as s:
+            s.execute(update(User).where(User.id == actor.user_id).values(
+                mfa_secret_encrypted=legacy.encrypt(b"JBSWY3DPEHPK3PXP").decode()))
+    with database.transaction() as s:  # what `controlplane serve` does before its workers start
+        box = mfa.SecretBox.from_key_file(settings.effective_mfa_key_file,
+                                          legacy_secret_key=app.config["SECRET_KEY"])
+        assert mfa.reseal_legacy_secrets(s, box) == 2
+    with database.transaction() as s:
+        assert mfa.reseal_legacy_secrets(s, box) == 0
+        for user_id in ids:
+            sealed = stored_secret(database, user_id)
+            assert sealed.startswith(mfa.SEALED_PREFIX)
+            assert mfa.SecretBox(box_key(settings)).open(sealed, user_id=user_id) == "JBSWY3DPEHPK3PXP"
+        events = s.scalars(select(AuditEvent).where(AuditEvent.action == "account:mfa:reseal")).all()
+        assert sorted(e.target for e in events) == sorted(f"user:{i}" for i in ids)
+
+
+def box_key(settings: Settings) -> bytes:
+    """The MFA key alone (no legacy SECRET_KEY path): what opens a re-sealed secret."""
+    return mfa.load_or_create_key(settings.effective_mfa_key_file)
