@@ -142,7 +142,8 @@ def serve(ctx: CliContext, host: str | None, port: int | None, workers: int,
         click.echo(f"sign in at {url} with your operator account (the first one is "
                    f"'{BOOTSTRAP_USERNAME}'; its one-time password was printed at first start)")
     click.echo(f"serving the control plane at {url} with {workers} worker(s)")
-    _run_gunicorn(settings, bind=f"{bind_host}:{bind_port}", workers=workers)
+    # The address served decides secure_cookies=auto, so --host counts as the host setting.
+    _run_gunicorn(settings.replace(host=bind_host), bind=f"{bind_host}:{bind_port}", workers=workers)
 
 
 def _reseal_mfa_secrets(session: Any, settings: Any) -> None:
