@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 from controlplane.accounts.models import ApiToken, LoginSession, Role
 from controlplane.app import close_app, create_app
 from controlplane.audit.models import AuditEvent
-from controlplane.settings import Settings
+from controlplane.errors import InvalidSettings
+from controlplane.settings import Settings, load_settings
 from controlplane.storage import Database
 from tests.fixtures.app import csrf_token_from
 from tests.security.session_support import (
@@ -208,3 +209,12 @@ def test_cookies_are_host_prefixed_and_secure_when_not_on_loopback(
         assert "httponly" in attributes
     finally:
         close_app(app)
+
+
+def test_secure_cookies_takes_auto_true_or_false_only(settings: Settings) -> None:
+    for word, host, expected in (("auto", "10.0.0.5", True), ("yes", "127.0.0.1", True),
+                                 ("off", "10.0.0.5", False), ("AUTO", "[::1]", False)):
+        assert settings.replace(secure_cookies=word, host=host).cookies_secure is expected
+    with pytest.raises(InvalidSettings, match="secure_cookies"):
+        load_settings({"instance_path": settings.instance_path, "secure_cookies": "maybe"}, environ={})
+    assert load_settings({"instance_path": settings.instance_path}, environ={}).secure_cookies == "auto"
