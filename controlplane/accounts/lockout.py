@@ -3,6 +3,7 @@ a cap per address. No username is ever locked, so nobody can lock an owner out f
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +25,18 @@ MAX_DELAY = timedelta(seconds=60)
 IP_MAX_FAILURES = 20
 IP_WINDOW = timedelta(minutes=15)
 KEEP_FAILURES = timedelta(days=1)
+
+
+def address_key(client_ip: str) -> str:
+    """What the throttle counts as one address: an IPv4 address, or an IPv6 /64 (one subscriber
+    gets a whole /64, so single IPv6 addresses would let a guesser start afresh at will)."""
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return client_ip[:45]
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else address)
 
 
 def delay_after(failures: int) -> timedelta:
@@ -60,7 +73,8 @@ def _ip_limit(session: Session, client_ip: str, now: datetime) -> datetime | Non
         return None
     nth = session.scalar(
         select(LoginFailure.occurred_at)
-        .where(LoginFailure.client_ip == client_ip, LoginFailure.occurred_at > now - IP_WINDOW)
+        .where(LoginFailure.client_ip == address_key(client_ip),
+               LoginFailure.occurred_at > now - IP_WINDOW)
         .order_by(LoginFailure.occurred_at.desc())
         .offset(IP_MAX_FAILURES - 1).limit(1)
     )
@@ -71,7 +85,7 @@ def _pair_wait(session: Session, username: str, client_ip: str, now: datetime) -
     """Until when this (name, address) waits: its last failure plus the delay its count earns."""
     count, last = session.execute(
         select(func.count(), func.max(LoginFailure.occurred_at)).where(
-            LoginFailure.username == username[:64], LoginFailure.client_ip == client_ip[:45],
+            LoginFailure.username == username[:64], LoginFailure.client_ip == address_key(client_ip),
             LoginFailure.occurred_at > now - PAIR_WINDOW)
     ).one()
     if not count or last is None:
@@ -99,8 +113,8 @@ def record_failure(session: Session, *, username: str, client_ip: str, stage: st
     growing per-(name, address) delay is not returned: the next attempt finds it."""
     now = now or utcnow()
     session.execute(delete(LoginFailure).where(LoginFailure.occurred_at < now - KEEP_FAILURES))
-    session.add(LoginFailure(occurred_at=now, username=username[:64], client_ip=client_ip[:45],
-                             stage=stage))
+    session.add(LoginFailure(occurred_at=now, username=username[:64],
+                             client_ip=address_key(client_ip), stage=stage))
     session.flush()
     ip_until = _ip_limit(session, client_ip, now)
     if ip_until is not None and ip_until > now:
@@ -122,4 +136,4 @@ def clear_failures(session: Session, username: str, client_ip: str) -> None:
     """After a complete sign-in, that address's failures for the name no longer slow it (other
     addresses' failures stay: the owner signing in must not reset a guesser's delay)."""
     session.execute(delete(LoginFailure).where(LoginFailure.username == username[:64],
-                                               LoginFailure.client_ip == client_ip[:45]))
+                                               LoginFailure.client_ip == address_key(client_ip)))

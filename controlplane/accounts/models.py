@@ -109,8 +109,9 @@ class LoginFailure(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     username: Mapped[str] = mapped_column(String(64))
+    # The address as the throttle counts it (accounts.lockout.address_key): IPv4, or an IPv6 /64.
     client_ip: Mapped[str] = mapped_column(String(45))
-    stage: Mapped[str] = mapped_column(String(16))  # password | mfa
+    stage: Mapped[str] = mapped_column(String(16))  # password | mfa | reauth
 
 
 class ApiToken(Base):

@@ -8,7 +8,7 @@ from datetime import timedelta
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
-from controlplane.accounts.lockout import MAX_DELAY, delay_after
+from controlplane.accounts.lockout import MAX_DELAY, address_key, delay_after
 from controlplane.accounts.models import LoginFailure, LoginSession, Role
 from controlplane.accounts.service import check_password_step, create_user
 from controlplane.audit.models import AuditEvent
@@ -110,3 +110,14 @@ def test_twenty_failures_from_one_ip_limit_that_ip_only(client: FlaskClient, dat
         refused = s.scalars(select(AuditEvent).where(AuditEvent.action == "account:login",
                                                      AuditEvent.outcome == "failure")).all()
         assert refused[-1].detail["reason"] == "client limited"
+
+
+def test_an_ipv6_guesser_cannot_start_afresh_from_the_next_address_of_its_64(
+        client: FlaskClient, database: Database) -> None:
+    assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2::ffff") == "2001:db8:1:2::/64"
+    assert address_key("::ffff:198.51.100.7") == address_key("198.51.100.7") == "198.51.100.7"
+    _user(database, "v6-user")
+    assert _login(client, "v6-user", "wrong-password-123", ip="2001:db8:1:2::1")[0] == 401
+    assert _login(client, "v6-user", "wrong-password-123", ip="2001:db8:1:2::2")[0] == 401
+    assert _login(client, "v6-user", PASSWORD, ip="2001:db8:1:2::3")[0] == 429  # same /64: waits
+    assert _login(client, "v6-user", PASSWORD, ip="2001:db8:1:3::1")[0] == 302  # another /64 does not
