@@ -20,9 +20,11 @@ from controlplane.web import init_web
 log = logging.getLogger(__name__)
 
 WEB_DIR = REPO_ROOT / "web"
+SESSION_COOKIE = "cp_session"
+SECURE_SESSION_COOKIE = "__Host-cp_session"
 
 
-def _load_or_create_secret_key(settings: Settings) -> str:
+def load_or_create_secret_key(settings: Settings) -> str:
     """The session-signing key: from settings, else a random one kept 0600 in the instance folder."""
     if settings.secret_key:
         return settings.secret_key
@@ -52,12 +54,17 @@ def create_app(settings: Settings | None = None, *, backends: Backends | None = 
         static_folder=str(WEB_DIR / "static"),
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    secure = settings.cookies_secure
     app.config.update(
-        SECRET_KEY=_load_or_create_secret_key(settings),
-        SESSION_COOKIE_NAME="cp_session",
+        SECRET_KEY=load_or_create_secret_key(settings),
+        # __Host-: the browser keeps it only if Secure, for this exact host and path /, so a
+        # sibling subdomain or a plain-HTTP page cannot plant or overwrite the session cookie.
+        SESSION_COOKIE_NAME=SECURE_SESSION_COOKIE if secure else SESSION_COOKIE,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        SESSION_COOKIE_SECURE=secure,
+        SESSION_COOKIE_PATH="/",
+        SESSION_COOKIE_DOMAIN=None,
         PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_absolute_hours),
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
         WTF_CSRF_TIME_LIMIT=None,  # the session bounds the token's life; a timer only annoys

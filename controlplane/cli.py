@@ -126,6 +126,8 @@ def serve(ctx: CliContext, host: str | None, port: int | None, workers: int,
 
     with database.transaction() as session:
         password = ensure_bootstrap_operator(session)
+        if settings.role == "full":
+            _reseal_mfa_secrets(session, settings)
     database.dispose()  # workers open their own connections after the fork
     bind_host, bind_port = host or settings.host, port or settings.port
     url = f"http://{bind_host}:{bind_port}/"
@@ -140,7 +142,21 @@ def serve(ctx: CliContext, host: str | None, port: int | None, workers: int,
         click.echo(f"sign in at {url} with your operator account (the first one is "
                    f"'{BOOTSTRAP_USERNAME}'; its one-time password was printed at first start)")
     click.echo(f"serving the control plane at {url} with {workers} worker(s)")
-    _run_gunicorn(settings, bind=f"{bind_host}:{bind_port}", workers=workers)
+    # The address served decides secure_cookies=auto, so --host counts as the host setting.
+    _run_gunicorn(settings.replace(host=bind_host), bind=f"{bind_host}:{bind_port}", workers=workers)
+
+
+def _reseal_mfa_secrets(session: Any, settings: Any) -> None:
+    """Make the MFA key file on first start, and re-seal under it every TOTP secret an earlier
+    release sealed under a SECRET_KEY-derived key (so none waits for its owner's next sign-in)."""
+    from controlplane.accounts.mfa import SecretBox, reseal_legacy_secrets
+    from controlplane.app import load_or_create_secret_key
+
+    box = SecretBox.from_key_file(settings.effective_mfa_key_file,
+                                  legacy_secret_key=load_or_create_secret_key(settings))
+    resealed = reseal_legacy_secrets(session, box)
+    if resealed:
+        click.echo(f"re-sealed {resealed} TOTP secret(s) under {settings.effective_mfa_key_file}")
 
 
 def _run_gunicorn(settings: Any, *, bind: str, workers: int) -> None:

@@ -24,6 +24,9 @@ MAX_PROXY_HOPS = 5
 SUPPORTED_DB_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 ROLES = ("full", "verification")
+SECURE_COOKIE_CHOICES = ("auto", "true", "false")
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+_BOOL_WORDS = {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false", "off": "false"}
 
 # Fields whose values must never be printed; `Settings.redacted()` masks them.
 SECRET_FIELDS = frozenset({"secret_key", "vault_token", "vault_secret_id", "metrics_token"})
@@ -64,7 +67,13 @@ class Settings:
     # Console sessions
     session_idle_minutes: int = 30
     session_absolute_hours: int = 12
-    secure_cookies: bool = False
+    # auto = Secure cookies with the __Host- prefix, and HSTS, unless `host` is loopback (a laptop
+    # over plain HTTP); true or false to say so explicitly (true behind a TLS proxy on loopback).
+    secure_cookies: str = "auto"
+    # The key that encrypts TOTP secrets at rest (accounts.mfa): its own file, never derived from
+    # SECRET_KEY, so SECRET_KEY plus a database copy does not give the secrets. Empty means
+    # instance/mfa.key, created 0600 on first start.
+    mfa_key_file: str = ""
     # Reverse proxies in front of this process that append to X-Forwarded-For/-Proto/-Host. The
     # client address (rate limits, login lockout, audit) is taken that many hops back; 0 trusts no
     # such header, so a client cannot pick its own address by sending one.
@@ -112,6 +121,19 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{Path(self.instance_path) / 'controlplane.db'}"
+
+    @property
+    def cookies_secure(self) -> bool:
+        """Whether cookies are Secure with the __Host- prefix and HSTS is sent (see secure_cookies)."""
+        word = str(self.secure_cookies).strip().lower()  # an override may pass a bool
+        choice = _BOOL_WORDS.get(word, word)
+        if choice == "auto":
+            return self.host.strip("[]").lower() not in LOOPBACK_HOSTS
+        return choice == "true"
+
+    @property
+    def effective_mfa_key_file(self) -> Path:
+        return Path(self.mfa_key_file) if self.mfa_key_file else Path(self.instance_path) / "mfa.key"
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict with secrets masked and database passwords removed."""
@@ -236,6 +258,17 @@ def load_settings(
     return settings
 
 
+def _choice_problems(settings: Settings) -> list[str]:
+    """Settings that take one of a few words."""
+    problems = []
+    secure = str(settings.secure_cookies).strip().lower()
+    if _BOOL_WORDS.get(secure, secure) not in SECURE_COOKIE_CHOICES:
+        problems.append(f"secure_cookies: {settings.secure_cookies!r} is not one of auto, true, false")
+    if settings.role not in ROLES:
+        problems.append(f"role: {settings.role!r} is not one of {', '.join(ROLES)}")
+    return problems
+
+
 def validate_settings(settings: Settings) -> list[str]:
     """Every problem with these settings, as sentences naming the setting and the fix."""
     problems: list[str] = []
@@ -285,8 +318,7 @@ def validate_settings(settings: Settings) -> list[str]:
         problems.append("request_step_fraction: must be above 0 and at most 1 (e.g. 0.25 = a quarter)")
     if not 0 <= settings.request_step_usage_threshold <= 1:
         problems.append("request_step_usage_threshold: must be from 0 to 1 (e.g. 0.8 = 80 % used)")
-    if settings.role not in ROLES:
-        problems.append(f"role: {settings.role!r} is not one of {', '.join(ROLES)}")
+    problems.extend(_choice_problems(settings))
     if not 0 < settings.verification_port < 65536:
         problems.append(f"verification_port: {settings.verification_port} is outside 1-65535")
     if not 0 <= settings.proxy_hops <= MAX_PROXY_HOPS:

@@ -1,24 +1,31 @@
-"""TOTP second factor: secrets encrypted at rest, codes never accepted twice, one-time recovery codes."""
+"""TOTP second factor: secrets encrypted at rest under their own key file, codes and recovery codes
+accepted once (a conditional UPDATE, so two parallel posts cannot both win)."""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
+import os
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import pyotp
+from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm import Session, object_session
 
 from controlplane.accounts.models import MfaRecoveryCode, Role, User
-from controlplane.errors import Conflict, ControlPlaneError, NotFound
+from controlplane.audit import AuditAction, record_event
+from controlplane.errors import Conflict, ControlPlaneError, InvalidSettings, NotFound
 from controlplane.storage import utcnow
 
 ISSUER = "National Data Center"
@@ -28,35 +35,126 @@ VALID_WINDOW = 1  # steps either side of now: tolerates ±30 s of clock skew
 RECOVERY_CODE_COUNT = 10
 _RECOVERY_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no 0/o, 1/l: read off paper
 _TOTP_RE = re.compile(r"^[0-9]{6}$")
-_HKDF_INFO = b"controlplane:mfa-secret:v1"
+_LEGACY_HKDF_INFO = b"controlplane:mfa-secret:v1"
+SEALED_PREFIX = "k1:"  # AES-256-GCM under the MFA key file; older values are legacy Fernet tokens
+KEY_BYTES = 32
+_NONCE_BYTES = 12
 
 
 class MfaSecretUnreadable(ControlPlaneError):
-    """The stored secret does not decrypt: the app's SECRET_KEY changed since enrolment."""
+    """The stored secret does not decrypt: the MFA key file changed (or was lost) since enrolment."""
 
     status = 500
     title = "MFA secret unreadable"
 
 
+def _unreadable() -> MfaSecretUnreadable:
+    return MfaSecretUnreadable(
+        "the stored MFA secret cannot be decrypted",
+        hint="the MFA key file (setting mfa_key_file) is not the one used at enrolment; restore it, "
+             "or reset this person's MFA",
+    )
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """The MFA key: 32 random bytes, base64 in a 0600 file made on first use (O_EXCL, so two
+    workers starting together agree). A file others may read is refused, as ssh refuses such a key."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode() + "\n")
+    if path.stat().st_mode & 0o077:
+        raise InvalidSettings([f"mfa_key_file: {path} may be read by other users; chmod 600 it"])
+    try:
+        key = base64.b64decode(path.read_text(encoding="ascii").strip(), validate=True)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        key = b""
+    if len(key) != KEY_BYTES:
+        raise InvalidSettings([f"mfa_key_file: {path} does not hold a base64 32-byte key"])
+    return key
+
+
 class SecretBox:
-    """Fernet encryption of TOTP secrets under a key derived (HKDF-SHA256) from the app secret key."""
+    """Encryption of TOTP secrets: AES-256-GCM under the MFA key, bound to the user's id (a sealed
+    secret copied onto another account does not open). `legacy_secret_key` only reads secrets
+    sealed by earlier releases under a SECRET_KEY-derived key, so they can be re-sealed."""
 
-    def __init__(self, app_secret_key: str) -> None:
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(
-            app_secret_key.encode())
-        self._fernet = Fernet(base64.urlsafe_b64encode(key))
+    def __init__(self, key: bytes, *, legacy_secret_key: str = "") -> None:
+        if len(key) != KEY_BYTES:
+            raise ValueError("the MFA key must be 32 bytes")
+        self._aead = AESGCM(key)
+        self._legacy = _legacy_fernet(legacy_secret_key) if legacy_secret_key else None
 
-    def seal(self, plaintext: str) -> str:
-        return self._fernet.encrypt(plaintext.encode()).decode()
+    @classmethod
+    def from_key_file(cls, path: Path, *, legacy_secret_key: str = "") -> SecretBox:
+        return cls(load_or_create_key(path), legacy_secret_key=legacy_secret_key)
 
-    def open(self, sealed: str) -> str:
+    @staticmethod
+    def _aad(user_id: int) -> bytes:
+        return f"controlplane:mfa-secret:user:{user_id}".encode()
+
+    def seal(self, plaintext: str, *, user_id: int) -> str:
+        nonce = secrets.token_bytes(_NONCE_BYTES)
+        sealed = nonce + self._aead.encrypt(nonce, plaintext.encode(), self._aad(user_id))
+        return SEALED_PREFIX + base64.urlsafe_b64encode(sealed).decode()
+
+    @staticmethod
+    def is_current(sealed: str) -> bool:
+        return sealed.startswith(SEALED_PREFIX)
+
+    def open(self, sealed: str, *, user_id: int) -> str:
+        if not self.is_current(sealed):
+            return self._open_legacy(sealed)
         try:
-            return self._fernet.decrypt(sealed.encode()).decode()
+            raw = base64.urlsafe_b64decode(sealed[len(SEALED_PREFIX):].encode())
+            return self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], self._aad(user_id)).decode()
+        except (InvalidTag, binascii.Error, ValueError):
+            raise _unreadable() from None
+
+    def _open_legacy(self, sealed: str) -> str:
+        if self._legacy is None:
+            raise _unreadable()
+        try:
+            return self._legacy.decrypt(sealed.encode()).decode()
         except InvalidToken:
-            raise MfaSecretUnreadable(
-                "the stored MFA secret cannot be decrypted",
-                hint="the SECRET_KEY changed since enrolment; reset this user's MFA",
-            ) from None
+            raise _unreadable() from None
+
+
+def _legacy_fernet(app_secret_key: str) -> Fernet:
+    """The cipher of releases before the MFA key file: a key derived from SECRET_KEY (read only)."""
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_LEGACY_HKDF_INFO).derive(
+        app_secret_key.encode())
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def user_secret(user: User, box: SecretBox) -> str:
+    """The user's TOTP secret in clear; a legacy (SECRET_KEY-derived) value is re-sealed under the
+    MFA key on this first use, in the caller's transaction. Never log the result."""
+    if user.mfa_secret_encrypted is None:
+        raise NotFound("this account has no authenticator")
+    secret = box.open(user.mfa_secret_encrypted, user_id=user.id)
+    if not box.is_current(user.mfa_secret_encrypted):
+        user.mfa_secret_encrypted = box.seal(secret, user_id=user.id)
+        session = object_session(user)
+        if session is not None:
+            record_event(session, action=AuditAction.ACCOUNT_MFA_RESEAL, initiator="system:mfa",
+                         target=f"user:{user.id}", org=user.org)
+    return secret
+
+
+def reseal_legacy_secrets(session: Session, box: SecretBox) -> int:
+    """Re-seal every secret still under the legacy key (at start, so none waits for its owner's
+    next sign-in); returns how many."""
+    users = session.scalars(select(User).where(
+        User.mfa_secret_encrypted.is_not(None),
+        User.mfa_secret_encrypted.not_like(SEALED_PREFIX + "%"))).all()
+    for user in users:
+        user_secret(user, box)
+    return len(users)
 
 
 @dataclass(frozen=True)
@@ -84,9 +182,9 @@ def begin_enrolment(session: Session, user_id: int, box: SecretBox) -> tuple[Mfa
         raise Conflict("this account already has an authenticator")
     created = user.mfa_secret_encrypted is None
     if created:
-        user.mfa_secret_encrypted = box.seal(pyotp.random_base32())
+        user.mfa_secret_encrypted = box.seal(pyotp.random_base32(), user_id=user.id)
         user.mfa_last_step = None
-    secret = box.open(user.mfa_secret_encrypted or "")
+    secret = user_secret(user, box)
     uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=ISSUER)
     return MfaEnrolment(secret, uri), created
 
@@ -94,24 +192,37 @@ def begin_enrolment(session: Session, user_id: int, box: SecretBox) -> tuple[Mfa
 def read_secret(session: Session, user_id: int, box: SecretBox) -> str:
     """The user's TOTP secret in clear (enrolment display and tests); never log it."""
     user = session.get(User, user_id)
-    if user is None or user.mfa_secret_encrypted is None:
+    if user is None:
         raise NotFound("this account has no authenticator")
-    return box.open(user.mfa_secret_encrypted)
+    return user_secret(user, box)
 
 
-def check_totp(user: User, code: str, box: SecretBox, *, now: datetime | None = None) -> bool:
-    """True (and the step remembered) for a valid code of a step later than the last one used."""
+def check_totp(session: Session, user: User, code: str, box: SecretBox, *,
+               now: datetime | None = None) -> bool:
+    """True for a valid code of a time step later than the last one this user used; that step is
+    claimed by a conditional UPDATE, so of two requests with one code exactly one wins (the
+    other waits for the first's row lock, then finds the step taken)."""
     code = code.replace(" ", "")
     if user.mfa_secret_encrypted is None or not _TOTP_RE.match(code):
         return False
-    totp = pyotp.TOTP(box.open(user.mfa_secret_encrypted))
+    totp = pyotp.TOTP(user_secret(user, box))
     current = int((now or utcnow()).timestamp()) // STEP_SECONDS
-    last = user.mfa_last_step if user.mfa_last_step is not None else -1
-    for step in range(current - VALID_WINDOW, current + VALID_WINDOW + 1):
-        if step > last and hmac.compare_digest(totp.generate_otp(step), code):
-            user.mfa_last_step = step
-            return True
+    for step in range(current + VALID_WINDOW, current - VALID_WINDOW - 1, -1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return _claim_step(session, user, step)
     return False
+
+
+def _claim_step(session: Session, user: User, step: int) -> bool:
+    result = session.execute(
+        update(User)
+        .where(User.id == user.id, or_(User.mfa_last_step.is_(None), User.mfa_last_step < step))
+        .values(mfa_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    claimed = int(result.rowcount or 0) == 1  # type: ignore[attr-defined]
+    session.expire(user, ["mfa_last_step"])
+    return claimed
 
 
 def confirm_enrolment(user: User, *, now: datetime | None = None) -> None:
@@ -143,14 +254,20 @@ def looks_like_recovery_code(code: str) -> bool:
 
 
 def use_recovery_code(session: Session, user_id: int, code: str, *, now: datetime | None = None) -> bool:
-    """True if `code` is an unused recovery code of the user; it is then spent."""
+    """True if `code` is an unused recovery code of the user; it is then spent, by a conditional
+    UPDATE (used_at still empty), so two parallel uses of one code cannot both succeed."""
     digest = _recovery_hash(code)
-    rows = session.scalars(select(MfaRecoveryCode).where(
+    rows = session.execute(select(MfaRecoveryCode.id, MfaRecoveryCode.code_hash).where(
         MfaRecoveryCode.user_id == user_id, MfaRecoveryCode.used_at.is_(None))).all()
-    for row in rows:
-        if hmac.compare_digest(row.code_hash, digest):
-            row.used_at = now or utcnow()
-            return True
+    for row_id, code_hash in rows:
+        if hmac.compare_digest(code_hash, digest):
+            spent = session.execute(
+                update(MfaRecoveryCode)
+                .where(MfaRecoveryCode.id == row_id, MfaRecoveryCode.used_at.is_(None))
+                .values(used_at=now or utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            return int(spent.rowcount or 0) == 1  # type: ignore[attr-defined]
     return False
 
 

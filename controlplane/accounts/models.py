@@ -1,5 +1,6 @@
-"""Tables owned by accounts: users, console sessions, MFA recovery codes, login throttling, API tokens
-and their hourly use, organisation invites and staff-account changes awaiting a second operator."""
+"""Tables owned by accounts: users, console sessions, pending MFA sign-ins, MFA recovery codes, login
+throttling, API tokens and their hourly use, organisation invites and staff-account changes awaiting a
+second operator."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # TOTP secret, Fernet-encrypted (see accounts.mfa); set at enrolment start, trusted once confirmed.
+    # TOTP secret, encrypted under the MFA key file (see accounts.mfa); set at enrolment start,
+    # trusted once confirmed.
     mfa_secret_encrypted: Mapped[str | None] = mapped_column(String(255))
     mfa_enrolled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The last accepted TOTP time step: a code (or an older one) is never accepted twice.
@@ -51,6 +53,30 @@ class LoginSession(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the person last proved who they are (password, and TOTP if enrolled) in this session:
+    # sign-in, or the re-prompt before a sensitive action (web.auth.fresh_auth_required).
+    authenticated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Shown on the person's sessions page, to tell their sessions apart.
+    client_ip: Mapped[str] = mapped_column(String(45), default="")
+    user_agent: Mapped[str] = mapped_column(String(200), default="")
+
+
+class MfaPending(Base):
+    """A sign-in whose password was right, waiting for its MFA step. The browser's cookie holds
+    only a random id (its hash is the key here): forging or replaying a cookie cannot create one,
+    and it is deleted when used, after MAX attempts, or when it expires."""
+
+    __tablename__ = "mfa_pending"
+    __table_args__ = (Index("ix_mfa_pending_expires_at", "expires_at"),)
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    stage: Mapped[str] = mapped_column(String(16))  # mfa_code | mfa_enrol
+    next_url: Mapped[str] = mapped_column(String(256), default="")
+    client_ip: Mapped[str] = mapped_column(String(45), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class MfaRecoveryCode(Base):
@@ -67,14 +93,16 @@ class MfaRecoveryCode(Base):
 
 
 class LoginFailure(Base):
-    """One failed sign-in (wrong password or MFA code): the rows the rate limits count, per name and IP.
+    """One failed sign-in (wrong password or MFA code): the rows the throttle counts, per
+    (name, address) and per address (accounts.lockout).
 
-    The username is kept as typed (it may name nobody): locking unknown names too means a lockout
-    message never tells whether an account exists."""
+    The username is kept as typed (it may name nobody): slowing unknown names too means the
+    throttle never tells whether an account exists."""
 
     __tablename__ = "login_failures"
     __table_args__ = (
         Index("ix_login_failures_username_occurred_at", "username", "occurred_at"),
+        Index("ix_login_failures_username_client_ip", "username", "client_ip", "occurred_at"),
         Index("ix_login_failures_client_ip_occurred_at", "client_ip", "occurred_at"),
         Index("ix_login_failures_occurred_at", "occurred_at"),
     )
@@ -82,18 +110,9 @@ class LoginFailure(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     username: Mapped[str] = mapped_column(String(64))
+    # The address as the throttle counts it (accounts.lockout.address_key): IPv4, or an IPv6 /64.
     client_ip: Mapped[str] = mapped_column(String(45))
-    stage: Mapped[str] = mapped_column(String(16))  # password | mfa
-
-
-class LoginLockout(Base):
-    """A username locked after too many failures, until `locked_until`."""
-
-    __tablename__ = "login_lockouts"
-
-    username: Mapped[str] = mapped_column(String(64), primary_key=True)
-    locked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    locked_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    stage: Mapped[str] = mapped_column(String(16))  # password | mfa | reauth
 
 
 class ApiToken(Base):

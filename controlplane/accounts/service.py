@@ -1,4 +1,4 @@
-"""Account use-cases: password hashing, the bootstrap operator, sign-in (password, lockout, TOTP)
+"""Account use-cases: password hashing, the bootstrap operator, sign-in (password, throttle, TOTP)
 and server-side sessions."""
 
 from __future__ import annotations
@@ -57,6 +57,13 @@ def _as_actor(user: User) -> Actor:
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+def verify_password(user: User, password: str) -> bool:
+    try:
+        return bool(_hasher.verify(user.password_hash, password))
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def check_password_strength(password: str, *, username: str = "") -> None:
@@ -124,7 +131,8 @@ class LoginAttempt:
     actor: Actor | None
     stage: LoginStage | None = None
     message: str = ""
-    locked_until: datetime | None = None
+    locked_until: datetime | None = None  # refused unchecked (throttled) until then: a 429
+    retry_after: int = 0  # seconds, for the Retry-After header of that 429
 
     @property
     def refused(self) -> bool:
@@ -141,7 +149,11 @@ def _refuse(session: Session, *, username: str, client_ip: str, stage: str, mess
     throttle = lockout.record_failure(session, username=username, client_ip=client_ip, stage=stage,
                                       now=now)
     if throttle is not None:
-        return LoginAttempt(None, message=throttle.message, locked_until=throttle.locked_until)
+        return LoginAttempt(None, message=throttle.message(now), locked_until=throttle.locked_until,
+                            retry_after=throttle.retry_after(now))
+    wait = lockout.next_delay(session, username=username, client_ip=client_ip, now=now)
+    if wait:
+        message = f"{message} Wait {wait} seconds before the next try."
     return LoginAttempt(None, message=message)
 
 
@@ -152,14 +164,15 @@ def _throttled(session: Session, *, username: str, client_ip: str, stage: str,
         return None
     record_event(session, action=AuditAction.ACCOUNT_LOGIN, initiator=f"user:{username[:64]}",
                  target=f"user:{username[:64]}", outcome="failure",
-                 detail={"reason": "client limited" if throttle.by_ip else "locked", "stage": stage,
+                 detail={"reason": "client limited" if throttle.by_ip else "slowed", "stage": stage,
                          "client_ip": client_ip})
-    return LoginAttempt(None, message=throttle.message, locked_until=throttle.locked_until)
+    return LoginAttempt(None, message=throttle.message(now), locked_until=throttle.locked_until,
+                        retry_after=throttle.retry_after(now))
 
 
 def _complete_login(session: Session, user: User, *, client_ip: str, method: str) -> LoginAttempt:
     user.last_login_at = utcnow()
-    lockout.clear_failures(session, user.username)
+    lockout.clear_failures(session, user.username, client_ip)
     record_event(session, action=AuditAction.ACCOUNT_LOGIN, initiator=f"user:{user.username}",
                  target=f"user:{user.id}", org=user.org,
                  detail={"method": method, "client_ip": client_ip})
@@ -171,7 +184,8 @@ def check_password_step(
     now: datetime | None = None,
 ) -> LoginAttempt:
     """First sign-in step. A failure is audited and counted, not raised, so the caller's
-    transaction commits it; a locked name or a limited client is refused without checking."""
+    transaction commits it; a (name, address) still waiting out its delay, or a limited address,
+    is refused without checking."""
     now = now or utcnow()
     refused = _throttled(session, username=username, client_ip=client_ip, stage="password", now=now)
     if refused:
@@ -220,7 +234,7 @@ def check_mfa_step(
         return refused
     if not mfa.mfa_enrolled(user):
         raise NotAuthenticated("this account has no authenticator; sign in again")
-    if mfa.check_totp(user, code, box, now=now):
+    if mfa.check_totp(session, user, code, box, now=now):
         return _complete_login(session, user, client_ip=client_ip, method="totp")
     if mfa.looks_like_recovery_code(code) and mfa.use_recovery_code(session, user.id, code, now=now):
         record_event(session, action=AuditAction.ACCOUNT_MFA_RECOVERY_USE,
@@ -256,7 +270,7 @@ def confirm_mfa_enrolment(
         return refused, []
     if mfa.mfa_enrolled(user):
         raise Conflict("this account already has an authenticator")
-    if not mfa.check_totp(user, code, box, now=now):
+    if not mfa.check_totp(session, user, code, box, now=now):
         record_event(session, action=AuditAction.ACCOUNT_MFA_ENROL, initiator=f"user:{user.username}",
                      target=f"user:{user.id}", org=user.org, outcome="failure",
                      detail={"client_ip": client_ip})
@@ -269,7 +283,11 @@ def confirm_mfa_enrolment(
     return _complete_login(session, user, client_ip=client_ip, method="totp"), codes
 
 
-def change_password(session: Session, actor: Actor, *, current: str, new: str) -> None:
+def change_password(session: Session, actor: Actor, *, current: str, new: str,
+                    keep_session: str | None = None) -> int:
+    """Change the actor's password and end every other session of theirs (whoever knew the old
+    password may be signed in elsewhere); `keep_session` is the token of the session making the
+    change. Returns how many sessions were ended."""
     user = session.get(User, actor.user_id)
     if user is None:
         raise NotAuthenticated("your account no longer exists")
@@ -282,21 +300,47 @@ def change_password(session: Session, actor: Actor, *, current: str, new: str) -
     check_password_strength(new, username=user.username)
     user.password_hash = hash_password(new)
     user.must_change_password = False
+    others = update(LoginSession).where(LoginSession.user_id == user.id,
+                                        LoginSession.revoked_at.is_(None))
+    if keep_session:
+        others = others.where(LoginSession.id_hash != _digest(keep_session))
+    result = session.execute(others.values(revoked_at=utcnow()))
+    ended = int(result.rowcount or 0)  # type: ignore[attr-defined]
     record_event(session, action=AuditAction.ACCOUNT_PASSWORD_CHANGE, initiator=actor.audit_name,
-                 target=f"user:{user.id}", org=user.org)
+                 target=f"user:{user.id}", org=user.org, detail={"sessions_ended": ended})
+    return ended
 
 
 # ------------------------------------------------------------------------------- sessions
+def session_digest(token: str) -> str:
+    """How a session (or pending sign-in) token is stored: only its SHA-256."""
+    return _digest(token)
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def start_session(session: Session, actor: Actor) -> str:
-    """Start a fully signed-in console session (call only after every sign-in step, MFA included);
-    the returned token goes in the (signed) cookie, its hash in the DB."""
+def start_session(session: Session, actor: Actor, *, client_ip: str = "", user_agent: str = "",
+                  now: datetime | None = None) -> str:
+    """Start a fully signed-in console session (call only after every sign-in step, MFA included,
+    so it counts as freshly authenticated); the returned token goes in the (signed) cookie, its
+    hash in the DB."""
     token = secrets.token_urlsafe(32)
-    session.add(LoginSession(id_hash=_digest(token), user_id=actor.user_id))
+    now = now or utcnow()
+    session.add(LoginSession(id_hash=_digest(token), user_id=actor.user_id, created_at=now,
+                             last_seen_at=now, authenticated_at=now, client_ip=client_ip[:45],
+                             user_agent=user_agent[:200]))
     return token
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """A live console session: who, and when they last proved it (for fresh authentication)."""
+
+    actor: Actor
+    id_hash: str
+    authenticated_at: datetime | None
 
 
 def resume_session(
@@ -304,6 +348,15 @@ def resume_session(
     now: datetime | None = None,
 ) -> Actor | None:
     """The actor of a live session, touching its last-seen time; None if unknown, revoked or expired."""
+    state = resume_session_state(session, token, idle=idle, absolute=absolute, now=now)
+    return state.actor if state else None
+
+
+def resume_session_state(
+    session: Session, token: str, *, idle: timedelta, absolute: timedelta,
+    now: datetime | None = None,
+) -> SessionState | None:
+    """resume_session, with the session's id and last authentication."""
     now = now or utcnow()
     row = session.get(LoginSession, _digest(token))
     if row is None or row.revoked_at is not None:
@@ -318,7 +371,8 @@ def resume_session(
     # Touch at most once a minute: a write per request would serialise every page view.
     if now - seen > timedelta(minutes=1):
         row.last_seen_at = now
-    return _as_actor(user)
+    authenticated = as_utc(row.authenticated_at) if row.authenticated_at else None
+    return SessionState(_as_actor(user), row.id_hash, authenticated)
 
 
 def end_session(session: Session, token: str, *, actor: Actor | None) -> None:

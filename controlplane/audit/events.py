@@ -36,6 +36,9 @@ class AuditAction(StrEnum):
     ACCOUNT_MFA_ENROL = "account:mfa:enrol"
     ACCOUNT_MFA_VERIFY = "account:mfa:verify"
     ACCOUNT_MFA_RECOVERY_USE = "account:mfa:recovery:use"
+    ACCOUNT_MFA_RESEAL = "account:mfa:reseal"  # a legacy TOTP secret sealed again under the MFA key
+    ACCOUNT_REAUTH = "account:reauth"  # password (+ TOTP) again before a sensitive action
+    ACCOUNT_SESSION_END = "account:session:end"  # a person ended their own other session(s)
     API_TOKEN_CREATE = "api_token:create"  # noqa: S105 - an action name
     API_TOKEN_REVOKE = "api_token:revoke"  # noqa: S105 - an action name
     # A refused token use (wrong secret, revoked, expired); successful uses are counted per hour in

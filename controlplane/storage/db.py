@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _create_private_file(path: Path) -> None:
+    """Create a new SQLite file 0600 before SQLite does (it would use the umask, often 0644: the
+    whole database, password hashes and sealed secrets included, readable by every local user).
+    SQLite gives its -wal and -shm files the database file's mode, so they are 0600 too. An
+    existing file is left as its owner set it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """Build an engine, turning driver and URL problems into one readable error."""
     url = _normalise_url(url)
@@ -78,8 +89,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         raise InvalidSettings([f"database_url: {redact_url(url)!r} cannot be parsed ({exc})"]) from None
     kwargs: dict[str, Any] = {"echo": echo, "future": True}
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+            _create_private_file(Path(parsed.database))
     else:
         kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
     try:

@@ -30,6 +30,7 @@ from controlplane.web.people_views import bp as people_bp
 from controlplane.web.portal_views import bp as portal_bp
 from controlplane.web.probes import bp as probes_bp
 from controlplane.web.request_views import bp as requests_bp
+from controlplane.web.session_views import bp as sessions_bp
 from controlplane.web.staff_views import bp as staff_bp
 from controlplane.web.tenant_views import bp as tenants_bp
 
@@ -57,6 +58,7 @@ def init_web(app: Flask) -> None:
         return
     app.register_blueprint(console_bp)
     app.register_blueprint(account_bp)
+    app.register_blueprint(sessions_bp)
     app.register_blueprint(people_bp)
     app.register_blueprint(staff_bp)  # staff changes for a second operator; invites
     csrf.exempt(api_v1_bp)  # bearer calls only: api_v1 checks CSRF itself for cookie requests

@@ -11,6 +11,7 @@ import segno
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from controlplane.accounts import sessions as account_sessions
 from controlplane.accounts.models import Role
 from controlplane.accounts.service import (
     Actor,
@@ -18,8 +19,8 @@ from controlplane.accounts.service import (
     begin_mfa_enrolment,
     check_mfa_step,
     confirm_mfa_enrolment,
-    start_session,
 )
+from controlplane.accounts.sessions import PendingLogin
 from controlplane.accounts.tokens import (
     KNOWN_SCOPES,
     OPERATOR_SCOPES,
@@ -33,14 +34,22 @@ from controlplane.storage import utcnow
 from controlplane.tenancy.registry import live_org_slugs
 from controlplane.web import context
 from controlplane.web.auth import (
-    PendingLogin,
     end_pending,
+    fresh_auth_required,
     login_required,
     pending_login,
+    pending_token,
     require_role,
     secret_box,
 )
-from controlplane.web.console import MAX_FIELD, adopt_session, finish_login, safe_next
+from controlplane.web.console import (
+    MAX_FIELD,
+    adopt_session,
+    finish_login,
+    safe_next,
+    start_console_session,
+    throttled_page,
+)
 
 bp = Blueprint("account", __name__)
 
@@ -74,6 +83,16 @@ def _qr_data_uri(uri: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+class _PendingGone(Exception):
+    """The pending sign-in was used up by another request: roll back, and sign in again."""
+
+
+def _expired() -> WerkzeugResponse:
+    end_pending()
+    flash("Your sign-in expired. Sign in again.")
+    return redirect(url_for("console.login"))
+
+
 @bp.route("/login/mfa", methods=["GET", "POST"], endpoint="mfa_code")
 def mfa_code_view() -> str | WerkzeugResponse | tuple[str, int]:
     pending = _pending(LoginStage.MFA_CODE)
@@ -81,15 +100,26 @@ def mfa_code_view() -> str | WerkzeugResponse | tuple[str, int]:
         return pending
     if request.method == "GET":
         return render_template("account/mfa_code.html")
-    with context.database().transaction() as db:
-        attempt = check_mfa_step(db, user_id=pending.user_id, code=_field("code", 64),
-                                 box=secret_box(), client_ip=request.remote_addr or "")
-        token = start_session(db, attempt.actor) if attempt.actor else None
+    pending_id = pending_token() or ""
+    try:
+        with context.database().transaction() as db:
+            attempt = check_mfa_step(db, user_id=pending.user_id, code=_field("code", 64),
+                                     box=secret_box(), client_ip=request.remote_addr or "")
+            token = None
+            if attempt.actor is not None:
+                # Spent once: a replay of this cookie, or a racing request with it, finds nothing.
+                if not account_sessions.consume_pending(db, pending_id):
+                    raise _PendingGone
+                token = start_console_session(db, attempt.actor)
+            elif not attempt.locked_until:
+                account_sessions.count_pending_failure(db, pending_id)
+    except _PendingGone:
+        return _expired()
     if token is None:
-        if attempt.locked_until:
-            end_pending()
-            return render_template("login.html", error=attempt.message, next=""), 429
-        return render_template("account/mfa_code.html", error=attempt.message), 401
+        # Throttled: the same page, 429 with the wait (the pending sign-in keeps its own expiry
+        # and attempt limit).
+        return throttled_page("account/mfa_code.html", 429 if attempt.locked_until else 401,
+                              attempt.retry_after, error=attempt.message)
     return finish_login(token, pending.next_url)
 
 
@@ -99,26 +129,33 @@ def mfa_enrol_view() -> str | WerkzeugResponse | tuple[str, int]:
     if not isinstance(pending, PendingLogin):
         return pending
     if request.method == "POST":
-        with context.database().transaction() as db:
-            attempt, codes = confirm_mfa_enrolment(
-                db, user_id=pending.user_id, code=_field("code", 64), box=secret_box(),
-                client_ip=request.remote_addr or "")
-            token = start_session(db, attempt.actor) if attempt.actor else None
+        pending_id = pending_token() or ""
+        try:
+            with context.database().transaction() as db:
+                attempt, codes = confirm_mfa_enrolment(
+                    db, user_id=pending.user_id, code=_field("code", 64), box=secret_box(),
+                    client_ip=request.remote_addr or "")
+                token = None
+                if attempt.actor is not None:
+                    if not account_sessions.consume_pending(db, pending_id):
+                        raise _PendingGone
+                    token = start_console_session(db, attempt.actor)
+                elif not attempt.locked_until:
+                    account_sessions.count_pending_failure(db, pending_id)
+        except _PendingGone:
+            return _expired()
         if token is not None:
             adopt_session(token)  # signed in; this page shows the recovery codes once, then moves on
             return render_template("account/recovery_codes.html", codes=codes,
                                    next_url=safe_next(pending.next_url))
-        if attempt.locked_until:
-            end_pending()
-            return render_template("login.html", error=attempt.message, next=""), 429
         error: str | None = attempt.message
+        status, retry_after = (429 if attempt.locked_until else 401), attempt.retry_after
     else:
-        error = None
+        error, status, retry_after = None, 200, 0
     with context.database().transaction() as db:
         enrolment = begin_mfa_enrolment(db, user_id=pending.user_id, box=secret_box())
-    page = render_template("account/mfa_enrol.html", secret=enrolment.secret,
-                           qr=_qr_data_uri(enrolment.uri), error=error)
-    return (page, 401) if error else page
+    return throttled_page("account/mfa_enrol.html", status, retry_after,
+                          secret=enrolment.secret, qr=_qr_data_uri(enrolment.uri), error=error)
 
 
 # ------------------------------------------------------------------------------- API tokens
@@ -153,6 +190,7 @@ def tokens_view() -> str:
 
 @bp.post("/account/tokens", endpoint="create_token")
 @login_required
+@fresh_auth_required
 def create_token_view() -> str | tuple[str, int]:
     actor = _manager()
     scopes = request.form.getlist("scopes")
@@ -173,6 +211,7 @@ def create_token_view() -> str | tuple[str, int]:
 
 @bp.post("/account/tokens/operator", endpoint="create_operator_token")
 @login_required
+@fresh_auth_required
 def create_operator_token_view() -> str | tuple[str, int]:
     """An operator's own short-lived API token: only here, in a console session (so after MFA)."""
     actor = _manager()

@@ -1,24 +1,34 @@
 """Console sign-in state: loads the actor from the session cookie, keeps the pending MFA step, guards views.
 
 A signed-in session is a server-side row (`sid` in the cookie). Between the password and the MFA
-code there is no row: only a signed, 5-minute `mfa_pending` entry in the cookie, which no guarded
-view accepts."""
+code there is a server-side pending row too (accounts.sessions): the cookie's `mfa_pending` holds
+only its random id, so a cookie forged with SECRET_KEY, or replayed after use, signs nobody in."""
 
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import ParamSpec, TypeVar, cast
 
-from flask import Flask, current_app, g, redirect, request, session, url_for
+from flask import (
+    Flask,
+    current_app,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from controlplane.accounts import sessions as account_sessions
 from controlplane.accounts.mfa import SecretBox
 from controlplane.accounts.models import Role
-from controlplane.accounts.service import LoginStage, resume_session
+from controlplane.accounts.service import LoginStage, resume_session_state
+from controlplane.accounts.sessions import PendingLogin
 from controlplane.errors import PermissionDenied
 from controlplane.web import context
 
@@ -27,34 +37,35 @@ R = TypeVar("R")
 
 SESSION_KEY = "sid"
 PENDING_KEY = "mfa_pending"
-PENDING_SECONDS = 300
+# Fields never carried over the re-prompt to the action it guards (secrets, and the CSRF token,
+# which the continue page issues afresh).
+_NOT_REPLAYED = frozenset({"csrf_token", "password", "current_password", "new_password",
+                           "repeat_password", "code"})
+MAX_REPLAYED = 40
 
 
-@dataclass(frozen=True)
-class PendingLogin:
-    """A password-verified sign-in waiting for its MFA step; it grants nothing by itself."""
-
-    user_id: int
-    stage: LoginStage
-    next_url: str
-
-
-def begin_pending(user_id: int, stage: LoginStage, next_url: str) -> None:
+def set_pending(token: str) -> None:
+    """Put a pending sign-in's id in the cookie, dropping everything else there."""
     session.clear()
-    session[PENDING_KEY] = {"uid": user_id, "stage": stage.value, "next": next_url,
-                            "exp": int(time.time()) + PENDING_SECONDS}
+    session[PENDING_KEY] = token
+
+
+def pending_token() -> str | None:
+    raw = session.get(PENDING_KEY)
+    return raw if isinstance(raw, str) and 0 < len(raw) <= 64 else None
 
 
 def pending_login() -> PendingLogin | None:
-    """The live pending sign-in of this browser, if any (expired ones are dropped)."""
-    raw = session.get(PENDING_KEY)
-    try:
-        if not isinstance(raw, dict) or int(raw["exp"]) < time.time():
-            raise ValueError("expired")
-        return PendingLogin(int(raw["uid"]), LoginStage(raw["stage"]), str(raw.get("next", "")))
-    except (KeyError, TypeError, ValueError):
+    """The live pending sign-in of this browser, if any (unknown or expired ones are dropped)."""
+    token = pending_token()
+    if token is None:
         session.pop(PENDING_KEY, None)
         return None
+    with context.database().transaction() as db:
+        pending = account_sessions.load_pending(db, token)
+    if pending is None:
+        session.pop(PENDING_KEY, None)
+    return pending
 
 
 def end_pending() -> None:
@@ -62,10 +73,17 @@ def end_pending() -> None:
 
 
 def secret_box() -> SecretBox:
-    """The cipher of stored TOTP secrets, keyed from the app's SECRET_KEY."""
-    ext = current_app.extensions
+    """The cipher of stored TOTP secrets, keyed by the MFA key file (never by SECRET_KEY, which
+    only opens secrets of earlier releases so they can be re-sealed)."""
+    return secret_box_for(current_app)
+
+
+def secret_box_for(app: Flask) -> SecretBox:
+    ext = app.extensions
     if "controlplane.mfa_box" not in ext:
-        ext["controlplane.mfa_box"] = SecretBox(current_app.config["SECRET_KEY"])
+        settings = ext["controlplane.settings"]
+        ext["controlplane.mfa_box"] = SecretBox.from_key_file(
+            settings.effective_mfa_key_file, legacy_secret_key=app.config["SECRET_KEY"])
     return cast(SecretBox, ext["controlplane.mfa_box"])
 
 
@@ -73,17 +91,23 @@ def _load_actor() -> None:
     g.actor = None
     token = session.get(SESSION_KEY)
     if not token or request.endpoint in (None, "static") or (
-        request.blueprint == "probes"
+        request.blueprint == "probes" and request.endpoint != "probes.readyz"
     ):
         return
     s = context.settings()
     with context.database().transaction() as db:
-        g.actor = resume_session(
+        state = resume_session_state(
             db, token, idle=timedelta(minutes=s.session_idle_minutes),
             absolute=timedelta(hours=s.session_absolute_hours),
         )
-    if g.actor is None:
+    if state is None:
         session.pop(SESSION_KEY, None)
+        return
+    g.actor, g.session_hash, g.authenticated_at = state.actor, state.id_hash, state.authenticated_at
+
+
+def current_session_hash() -> str:
+    return cast(str, g.get("session_hash", ""))
 
 
 def login_required(view: Callable[P, R]) -> Callable[P, R | WerkzeugResponse]:
@@ -101,6 +125,45 @@ def login_required(view: Callable[P, R]) -> Callable[P, R | WerkzeugResponse]:
         return view(*args, **kwargs)
 
     return wrapped
+
+
+def fresh_auth_required(view: Callable[P, R]) -> Callable[P, R | WerkzeugResponse]:
+    """Guard a sensitive action (key rotation, decommission, token creation, people
+    administration): the session must have proved its person (password, and TOTP if enrolled)
+    within the last 5 minutes. Otherwise the re-prompt page is shown; it carries the action's
+    form fields (never secrets) and, once confirmed, offers to send them on. Put it under
+    @login_required."""
+
+    @functools.wraps(view)
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> R | WerkzeugResponse:
+        if context.actor() is None:  # login_required runs first; this is defence in depth
+            return redirect(url_for("console.login", next=request.path))
+        if account_sessions.is_fresh(g.get("authenticated_at")):
+            return view(*args, **kwargs)
+        if request.method == "GET":
+            return redirect(url_for("sessions.reauth", next=request.full_path.rstrip("?")))
+        return reauth_prompt(request.path, replay_fields(), method="POST")
+
+    return wrapped
+
+
+def replay_fields() -> list[tuple[str, str]]:
+    """The current form's fields that the re-prompt carries to the guarded action."""
+    return [(k, v) for k, v in request.form.items(multi=True) if k not in _NOT_REPLAYED][:MAX_REPLAYED]
+
+
+def reauth_prompt(next_path: str, fields: list[tuple[str, str]], *, method: str, error: str = "",
+                  status: int = 401, retry_after: int = 0) -> WerkzeugResponse:
+    """The re-prompt page (401: this session must authenticate again; 429 while throttled)."""
+    with context.database().transaction() as db:
+        actor = context.actor()
+        wants_code = actor is not None and account_sessions.needs_code(db, actor)
+    response = make_response(render_template(
+        "account/reauth.html", next=next_path, fields=fields, error=error, wants_code=wants_code,
+        method=method), status)
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def require_role(*roles: Role) -> None:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, make_response, redirect, render_template, request, session, url_for
+from flask_babel import gettext
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from controlplane.accounts import sessions as account_sessions
 from controlplane.accounts.models import Role
 from controlplane.accounts.service import (
+    Actor,
     LoginStage,
     change_password,
     check_password_step,
@@ -17,7 +21,7 @@ from controlplane.accounts.service import (
 )
 from controlplane.errors import InvalidInput
 from controlplane.web import context
-from controlplane.web.auth import SESSION_KEY, begin_pending, login_required, require_role
+from controlplane.web.auth import SESSION_KEY, login_required, require_role, set_pending
 from controlplane.web.probes import current_health
 
 bp = Blueprint("console", __name__)
@@ -30,6 +34,20 @@ def _field(name: str) -> str:
     if len(value) > MAX_FIELD:
         raise InvalidInput(f"{name} is too long (at most {MAX_FIELD} characters)")
     return value
+
+
+def start_console_session(db: Session, actor: Actor) -> str:
+    """start_session, noting where from (address and browser) for the person's sessions page."""
+    return start_session(db, actor, client_ip=request.remote_addr or "",
+                         user_agent=request.headers.get("User-Agent", "")[:200])
+
+
+def throttled_page(template: str, status: int, retry_after: int, **context_: object) -> WerkzeugResponse:
+    """A refusal page; a 429 says when to come back (Retry-After)."""
+    response = make_response(render_template(template, **context_), status)
+    if status == 429 and retry_after:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def safe_next(target: str | None) -> str:
@@ -49,20 +67,26 @@ def login() -> str | WerkzeugResponse | tuple[str, int]:
     if not username or not password:
         return render_template("login.html", error="Enter your username and password.",
                                next=next_url), 400
+    pending: str | None = None
     with context.database().transaction() as db:
         attempt = check_password_step(db, username=username, password=password,
                                       client_ip=request.remote_addr or "")
         done = attempt.actor is not None and attempt.stage is LoginStage.DONE
-        token = start_session(db, attempt.actor) if done and attempt.actor else None
+        token = start_console_session(db, attempt.actor) if done and attempt.actor else None
+        if attempt.actor is not None and attempt.stage is not None and token is None:
+            # The password was right; the authenticator step comes next, kept server-side.
+            pending = account_sessions.begin_pending(
+                db, user_id=attempt.actor.user_id, stage=attempt.stage, next_url=next_url,
+                client_ip=request.remote_addr or "")
     if attempt.actor is None:
         status = 429 if attempt.locked_until else 401
-        return render_template("login.html", error=attempt.message, username=username,
-                               next=next_url), status
-    if token is None:  # the password was right; the authenticator step comes next
-        assert attempt.stage is not None
-        begin_pending(attempt.actor.user_id, attempt.stage, next_url)
+        return throttled_page("login.html", status, attempt.retry_after, error=attempt.message,
+                              username=username, next=next_url)
+    if pending is not None:
+        set_pending(pending)
         return redirect(url_for("account.mfa_enrol" if attempt.stage is LoginStage.MFA_ENROL
                                 else "account.mfa_code"))
+    assert token is not None
     return finish_login(token, next_url)
 
 
@@ -103,11 +127,13 @@ def change_password_view() -> str | WerkzeugResponse | tuple[str, int]:
         if new != repeat:
             raise InvalidInput("the two new passwords differ")
         with context.database().transaction() as db:
-            change_password(db, actor, current=_field("current_password"), new=new)
+            ended = change_password(db, actor, current=_field("current_password"), new=new,
+                                    keep_session=session.get(SESSION_KEY))
     except InvalidInput as exc:
         return render_template("password.html", error=exc.message,
                                forced=actor.must_change_password), 400
-    flash("Your password was changed.")
+    flash(gettext("Your password was changed.") if not ended else gettext(
+        "Your password was changed. Other sessions ended: %(num)d.", num=ended))
     return redirect(url_for("console.index"))
 
 

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from flask_babel import Babel
 
 from controlplane.settings import REPO_ROOT
@@ -33,7 +33,8 @@ def select_locale() -> str:
 def _remember(response: Response) -> Response:
     lang = g.pop("set_lang_cookie", None)
     if lang:
-        response.set_cookie(COOKIE, lang, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
+        response.set_cookie(COOKIE, lang, max_age=365 * 24 * 3600, samesite="Lax", httponly=True,
+                            secure=bool(current_app.config["SESSION_COOKIE_SECURE"]))
     return response
 
 

@@ -18,7 +18,7 @@ from controlplane.errors import ControlPlaneError, InvalidInput, NotFound
 from controlplane.tenancy import registry
 from controlplane.tenancy.phases import ACTIVE_PHASES, Phase
 from controlplane.web import context
-from controlplane.web.auth import login_required, require_role
+from controlplane.web.auth import fresh_auth_required, login_required, require_role
 from controlplane.web.console import MAX_FIELD
 from controlplane.web.staff_views import file_staff_change
 
@@ -94,6 +94,7 @@ def new_person() -> tuple[str, int]:
 
 @bp.post("/")
 @login_required
+@fresh_auth_required
 def create_person() -> tuple[str, int]:
     actor = _actor()
     form = {"username": "", "role": "", "org": "", "display_name": ""}
@@ -144,6 +145,7 @@ def _confirmed(username: str) -> None:
 
 @bp.post("/<username>/role")
 @login_required
+@fresh_auth_required
 def set_role(username: str) -> WerkzeugResponse | tuple[str, int]:
     actor = _actor()
     person = _load(actor, username)
@@ -165,6 +167,7 @@ def set_role(username: str) -> WerkzeugResponse | tuple[str, int]:
 
 @bp.post("/<username>/disable")
 @login_required
+@fresh_auth_required
 def disable(username: str) -> WerkzeugResponse | tuple[str, int]:
     actor = _actor()
     person = _load(actor, username)
@@ -182,6 +185,7 @@ def disable(username: str) -> WerkzeugResponse | tuple[str, int]:
 
 @bp.post("/<username>/enable")
 @login_required
+@fresh_auth_required
 def enable(username: str) -> WerkzeugResponse:
     actor = _actor()
     _load(actor, username)
@@ -193,6 +197,7 @@ def enable(username: str) -> WerkzeugResponse:
 
 @bp.post("/<username>/reset-password")
 @login_required
+@fresh_auth_required
 def reset_password(username: str) -> tuple[str, int]:
     actor = _actor()
     person = _load(actor, username)

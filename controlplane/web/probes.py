@@ -1,4 +1,5 @@
-"""Probes: /healthz (the process is alive), /readyz (dependencies answer), /metrics (Prometheus)."""
+"""Probes: /healthz (the process is alive), /readyz (dependencies answer: details only for staff
+and loopback callers), /metrics (Prometheus)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import time
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
+from controlplane.accounts.models import Role
 from controlplane.backends.health import HealthCheck
 from controlplane.doctor import check_database, check_everything
+from controlplane.errors import NotAuthenticated
 from controlplane.metrics import BACKEND_UP, render_latest
 from controlplane.web import context
+from controlplane.web.api_auth import current_api_actor, has_bearer
 
 bp = Blueprint("probes", __name__)
 
@@ -46,17 +50,41 @@ def healthz() -> Response:
     return jsonify(status="ok")
 
 
+def _from_loopback() -> bool:
+    try:
+        return ipaddress.ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        return False
+
+
+def _may_see_details() -> bool:
+    """Check details name file paths, the database URL, endpoints and versions: a map for an
+    attacker. Loopback callers and staff (a console session, an operator token) see them."""
+    if _from_loopback():
+        return True
+    if context.settings().role == "verification":
+        return False  # the public verifier has no staff sessions or tokens to check
+    actor = context.actor()
+    if actor is not None and actor.role in (Role.OPERATOR, Role.AUDITOR):
+        return True
+    if has_bearer():
+        try:
+            return bool(current_api_actor().operator)
+        except NotAuthenticated:
+            return False
+    return False
+
+
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
     checks = current_health()
     ready = all(c.ok for c in checks)
-    body = {
-        "status": "ready" if ready else "not ready",
-        "checks": [
+    body: dict[str, object] = {"status": "ready" if ready else "not ready"}
+    if _may_see_details():
+        body["checks"] = [
             {"name": c.name, "ok": c.ok, "detail": c.detail, "version": c.version,
              "hint": c.hint} for c in checks
-        ],
-    }
+        ]
     return jsonify(body), 200 if ready else 503
 
 
@@ -65,10 +93,7 @@ def _metrics_allowed() -> bool:
     token = context.settings().metrics_token
     if token:
         return request.headers.get("Authorization", "") == f"Bearer {token}"
-    try:
-        return ipaddress.ip_address(request.remote_addr or "").is_loopback
-    except ValueError:
-        return False
+    return _from_loopback()
 
 
 @bp.get("/metrics")

@@ -16,7 +16,9 @@ _ALWAYS = (
     ("Content-Security-Policy", _CSP),
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
-    ("Referrer-Policy", "no-referrer"),
+    # same-origin, not no-referrer: over HTTPS Flask-WTF refuses a form post without a same-site
+    # Referer (its strict check); other sites still learn nothing (verification URLs hold tokens).
+    ("Referrer-Policy", "same-origin"),
     ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
     ("Cross-Origin-Opener-Policy", "same-origin"),
 )
@@ -33,7 +35,7 @@ def _add_headers(response: Response) -> Response:
     # One pass over the response's headers instead of a setdefault scan per header (every request,
     # the public verification API's above all); a view's own value still wins.
     present = {key.lower() for key, _ in headers}
-    wanted = standard_headers(context.settings().secure_cookies)
+    wanted = standard_headers(context.settings().cookies_secure)
     headers.extend([(key, value) for key, value in wanted if key.lower() not in present])
     if response.mimetype == "text/html":
         # Console pages carry tenant data; never let a shared cache keep them.

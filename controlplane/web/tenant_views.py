@@ -23,7 +23,7 @@ from controlplane.tenancy.service import queue_reconcile
 from controlplane.tenancy.usage import DISPLAY_MAX_AGE, read_project_quotas
 from controlplane.web import context
 from controlplane.web.api_documents import forget_signing_key
-from controlplane.web.auth import login_required
+from controlplane.web.auth import fresh_auth_required, login_required
 
 log = logging.getLogger(__name__)
 bp = Blueprint("tenants", __name__, url_prefix="/tenants")
@@ -146,6 +146,7 @@ def reconcile_now(slug: str) -> WerkzeugResponse:
 
 @bp.post("/<slug>/keys/rotate")
 @login_required
+@fresh_auth_required
 def rotate_key(slug: str) -> WerkzeugResponse:
     """A new version of the tenant's signing key signs from now on; the reason is audited."""
     actor = _actor()
@@ -164,6 +165,7 @@ def rotate_key(slug: str) -> WerkzeugResponse:
 
 @bp.post("/<slug>/decommission")
 @login_required
+@fresh_auth_required
 def decommission(slug: str) -> WerkzeugResponse:
     actor = _actor()
     _require_operator(actor)

@@ -44,7 +44,7 @@ class VerifyApiFastPath:
         self._state: VerificationState = app.extensions[STATE]
         self._database = app.extensions["controlplane.db"]
         settings = app.extensions["controlplane.settings"]
-        self._headers = list(standard_headers(settings.secure_cookies))
+        self._headers = list(standard_headers(settings.cookies_secure))
         # Flask's jsonify outside debug mode, with its provider's settings: compact separators.
         provider = app.json
         self._encode: Callable[[object], str] = json.JSONEncoder(

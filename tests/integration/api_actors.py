@@ -5,6 +5,7 @@ registered tenant), as only an organisation's own admins grant its scopes."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -31,7 +32,7 @@ def make_user(database: Database, username: str, role: Role, org: str = "", *,
     with database.transaction() as s:
         user = create_user(s, username=username, password=PASSWORD, role=role, org=org, initiator="test")
         if with_mfa:
-            mfa.begin_enrolment(s, user.id, mfa.SecretBox("test secret key"))
+            mfa.begin_enrolment(s, user.id, mfa.SecretBox(secrets.token_bytes(mfa.KEY_BYTES)))
             mfa.confirm_enrolment(user)
         return Actor(user.id, username, role, org)
 

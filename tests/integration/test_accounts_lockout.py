@@ -1,4 +1,5 @@
-"""Login throttling: 5 failures lock a name for 15 minutes, 20 limit a client IP; DB-backed, audited."""
+"""Login throttling: failures slow one (name, address) with growing delays, 20 limit a client IP; no
+name is ever locked; DB-backed, audited."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from datetime import timedelta
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
-from controlplane.accounts.lockout import LOCK_DURATION
-from controlplane.accounts.models import LoginFailure, LoginLockout, LoginSession, Role
+from controlplane.accounts.lockout import MAX_DELAY, address_key, delay_after
+from controlplane.accounts.models import LoginFailure, LoginSession, Role
 from controlplane.accounts.service import check_password_step, create_user
 from controlplane.audit.models import AuditEvent
 from controlplane.storage import Database, utcnow
@@ -36,67 +37,69 @@ def _lockouts(database: Database) -> list[AuditEvent]:
         return list(s.scalars(select(AuditEvent).where(AuditEvent.action == "account:lockout")))
 
 
-def test_five_failures_lock_the_account_without_telling_if_the_password_was_right(
+def test_delays_grow_from_nothing_and_are_capped() -> None:
+    assert [delay_after(n).total_seconds() for n in range(7)] == [0, 0, 1, 2, 4, 8, 16]
+    assert delay_after(12) == delay_after(10_000) == MAX_DELAY
+
+
+def test_failures_slow_that_address_without_telling_if_the_password_was_right(
         client: FlaskClient, database: Database) -> None:
-    _user(database, "locked-user")
-    for _ in range(4):
-        assert _login(client, "locked-user", "wrong-password-123")[0] == 401
-    status, page = _login(client, "locked-user", "wrong-password-123")
-    assert status == 429 and "locked" in page and "until" in page and "UTC" in page
-    # while locked, the right and the wrong password get the very same answer, and no session
-    right = _login(client, "locked-user", PASSWORD)
-    wrong = _login(client, "locked-user", "wrong-password-123")
-    assert right == wrong and right[0] == 429
+    _user(database, "slow-user")
+    assert _login(client, "slow-user", "wrong-password-123")[0] == 401
+    status, page = _login(client, "slow-user", "wrong-password-123")
+    assert status == 401 and "Wait 1 seconds" in page
+    # within the wait, the right and the wrong password get the very same answer, and no session
+    right = _login(client, "slow-user", PASSWORD)
+    wrong = _login(client, "slow-user", "wrong-password-123")
+    assert right == wrong and right[0] == 429 and "Wait" in right[1]
     with database.transaction() as s:
         assert s.scalar(select(func.count()).select_from(LoginSession)) == 0
-    events = _lockouts(database)
-    assert len(events) == 1 and events[0].target == "user:locked-user"
-    assert events[0].detail["failures"] == 5
+    assert _lockouts(database) == []  # a slow-down, not a lock
 
-    # fifteen minutes later (stored times moved back) the lock is over and the password works
+    # the wait served (stored times moved back), the password works
     with database.transaction() as s:
-        s.execute(update(LoginLockout).values(locked_until=utcnow() - timedelta(seconds=1)))
-        s.execute(update(LoginFailure).values(occurred_at=utcnow() - timedelta(minutes=16)))
-    status, _page = _login(client, "locked-user", PASSWORD)
+        s.execute(update(LoginFailure).values(occurred_at=utcnow() - timedelta(minutes=2)))
+    status, _page = _login(client, "slow-user", PASSWORD)
     assert status == 302
-    with database.transaction() as s:  # a complete sign-in clears the name's failures
+    with database.transaction() as s:  # a complete sign-in clears that address's failures
         assert s.scalar(select(func.count()).select_from(LoginFailure).where(
-            LoginFailure.username == "locked-user")) == 0
+            LoginFailure.username == "slow-user")) == 0
 
 
-def test_lock_ends_after_its_window_when_time_passes(database: Database) -> None:
+def test_the_wait_ends_when_time_passes(database: Database) -> None:
     _user(database, "clock-user")
     start = utcnow()
     with database.transaction() as s:
-        for i in range(5):
+        for i in range(5):  # each try waits out the delay the previous ones earned
             attempt = check_password_step(s, username="clock-user", password="nope-nope-nope",
-                                          client_ip="10.1.1.1", now=start + timedelta(seconds=i))
-        assert attempt.locked_until is not None
-    with database.transaction() as s:
+                                          client_ip="10.1.1.1", now=start + timedelta(seconds=10 * i))
+            assert attempt.actor is None and attempt.locked_until is None
+    last = start + timedelta(seconds=40)
+    with database.transaction() as s:  # five failures: the next try waits 8 s after the last
         during = check_password_step(s, username="clock-user", password=PASSWORD, client_ip="10.1.1.1",
-                                     now=start + timedelta(minutes=10))
-        assert during.actor is None and during.locked_until is not None
+                                     now=last + timedelta(seconds=7))
+        assert during.actor is None and during.locked_until == last + timedelta(seconds=8)
+        assert during.retry_after == 1
     with database.transaction() as s:
         after = check_password_step(s, username="clock-user", password=PASSWORD, client_ip="10.1.1.1",
-                                    now=start + timedelta(seconds=4) + LOCK_DURATION + timedelta(seconds=1))
+                                    now=last + timedelta(seconds=8, milliseconds=1))
         assert after.actor is not None
 
 
-def test_unknown_names_lock_like_real_ones(client: FlaskClient, database: Database) -> None:
-    for _ in range(5):
-        status, page = _login(client, "nobody-here", "whatever-password")
-    assert status == 429 and "locked" in page
+def test_unknown_names_are_slowed_like_real_ones(client: FlaskClient, database: Database) -> None:
+    for _ in range(2):
+        _login(client, "nobody-here", "whatever-password")
+    status, page = _login(client, "nobody-here", "whatever-password")
+    assert status == 429 and "Wait" in page
 
 
 def test_twenty_failures_from_one_ip_limit_that_ip_only(client: FlaskClient, database: Database) -> None:
     _user(database, "ip-user")
     attacker = "198.51.100.7"
-    with database.transaction() as s:  # four guesses at each of five names: no name is locked
-        for n in range(5):
-            for _ in range(4):
-                check_password_step(s, username=f"victim{n}", password="guess-guess-guess",
-                                    client_ip=attacker)
-        assert s.scalar(select(func.count()).select_from(LoginLockout)) == 0
+    with database.transaction() as s:  # one guess at each of twenty names: none is slowed yet
+        for n in range(20):
+            check_password_step(s, username=f"victim{n}", password="guess-guess-guess",
+                                client_ip=attacker)
     status, page = _login(client, "ip-user", PASSWORD, ip=attacker)
     assert status == 429 and "your network" in page
     # another client is not affected
@@ -107,3 +110,14 @@ def test_twenty_failures_from_one_ip_limit_that_ip_only(client: FlaskClient, dat
         refused = s.scalars(select(AuditEvent).where(AuditEvent.action == "account:login",
                                                      AuditEvent.outcome == "failure")).all()
         assert refused[-1].detail["reason"] == "client limited"
+
+
+def test_an_ipv6_guesser_cannot_start_afresh_from_the_next_address_of_its_64(
+        client: FlaskClient, database: Database) -> None:
+    assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2::ffff") == "2001:db8:1:2::/64"
+    assert address_key("::ffff:198.51.100.7") == address_key("198.51.100.7") == "198.51.100.7"
+    _user(database, "v6-user")
+    assert _login(client, "v6-user", "wrong-password-123", ip="2001:db8:1:2::1")[0] == 401
+    assert _login(client, "v6-user", "wrong-password-123", ip="2001:db8:1:2::2")[0] == 401
+    assert _login(client, "v6-user", PASSWORD, ip="2001:db8:1:2::3")[0] == 429  # same /64: waits
+    assert _login(client, "v6-user", PASSWORD, ip="2001:db8:1:3::1")[0] == 302  # another /64 does not

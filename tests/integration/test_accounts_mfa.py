@@ -5,18 +5,27 @@ from __future__ import annotations
 import logging
 import re
 import time
+from datetime import timedelta
 
 import pyotp
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from controlplane.accounts.mfa import SecretBox, read_secret
-from controlplane.accounts.models import LoginSession, MfaRecoveryCode, Role, User
+from controlplane.accounts.mfa import read_secret
+from controlplane.accounts.models import (
+    LoginFailure,
+    LoginSession,
+    MfaPending,
+    MfaRecoveryCode,
+    Role,
+    User,
+)
 from controlplane.accounts.service import create_user
 from controlplane.audit.models import AuditEvent
-from controlplane.storage import Database
+from controlplane.storage import Database, utcnow
+from controlplane.web.auth import secret_box_for
 from tests.fixtures.app import csrf_token_from
 
 PASSWORD = "a-long-test-passphrase-7"
@@ -29,15 +38,17 @@ def _user(database: Database, username: str, role: Role, org: str = "") -> int:
                            initiator="test").id
 
 
-def _login(client: FlaskClient, username: str, password: str = PASSWORD, next_url: str = "") -> object:
+def _login(client: FlaskClient, username: str, password: str = PASSWORD, next_url: str = "",
+           ip: str = "127.0.0.1") -> object:
     token = csrf_token_from(client.get("/login").get_data(as_text=True))
     return client.post("/login", data={"csrf_token": token, "username": username,
-                                       "password": password, "next": next_url})
+                                       "password": password, "next": next_url},
+                       environ_base={"REMOTE_ADDR": ip})
 
 
 def _secret(app: Flask, database: Database, user_id: int) -> str:
     with database.transaction() as s:
-        return read_secret(s, user_id, SecretBox(app.config["SECRET_KEY"]))
+        return read_secret(s, user_id, secret_box_for(app))
 
 
 def _enrol(app: Flask, client: FlaskClient, database: Database, user_id: int) -> tuple[str, list[str]]:
@@ -86,9 +97,9 @@ def test_operator_without_mfa_reaches_nothing_until_enrolled(
     with database.transaction() as s:  # half signed in: no session row exists
         assert s.scalar(select(func.count()).select_from(LoginSession)) == 0
 
-    # the pending state lasts 5 minutes, then it is gone and grants not even the enrolment page
-    with client.session_transaction() as sess:
-        sess["mfa_pending"] = {**sess["mfa_pending"], "exp": int(time.time()) - 1}
+    # the pending state (a server-side row) lasts 5 minutes, then it grants not even the enrolment page
+    with database.transaction() as s:
+        s.execute(update(MfaPending).values(expires_at=utcnow() - timedelta(seconds=1)))
     assert client.get("/login/mfa/enrol").headers["Location"].endswith("/login")
     assert client.get("/status").headers["Location"].startswith("/login?")
 
@@ -107,7 +118,7 @@ def test_enrol_then_sign_in_with_a_code_that_cannot_be_reused(
         user = s.get(User, user_id)
         assert user is not None and user.mfa_enrolled_at is not None
         assert user.mfa_secret_encrypted and secret not in user.mfa_secret_encrypted
-        assert user.mfa_secret_encrypted.startswith("gAAAAA")  # a Fernet token
+        assert user.mfa_secret_encrypted.startswith("k1:")  # sealed under the MFA key file
         assert user.mfa_last_step is not None
 
     _sign_out(client)
@@ -162,7 +173,8 @@ def test_recovery_codes_are_hashed_and_work_once(
     assert _code_page_post(client, codes[3]).status_code == 401  # type: ignore[attr-defined]
 
 
-def test_wrong_codes_count_towards_the_lockout(app: Flask, client: FlaskClient, database: Database) -> None:
+def test_wrong_codes_slow_the_address_and_use_up_the_pending_sign_in(
+        app: Flask, client: FlaskClient, database: Database) -> None:
     user_id = _user(database, "op-guess", Role.OPERATOR)
     _login(client, "op-guess")
     secret, _codes = _enrol(app, client, database, user_id)
@@ -171,17 +183,25 @@ def test_wrong_codes_count_towards_the_lockout(app: Flask, client: FlaskClient, 
     totp = pyotp.TOTP(secret)
     valid = {totp.at(time.time() + d) for d in (-60, -30, 0, 30, 60)}
     wrong = next(c for c in ("000000", "111111", "222222") if c not in valid)
-    for _ in range(4):
+    assert _code_page_post(client, wrong).status_code == 401  # type: ignore[attr-defined]
+    second = _code_page_post(client, wrong)
+    assert second.status_code == 401  # type: ignore[attr-defined]
+    assert "Wait 1 seconds" in second.get_data(as_text=True)  # type: ignore[attr-defined]
+    # tried again at once: refused unchecked, with the time to wait
+    slowed = _code_page_post(client, wrong)
+    assert slowed.status_code == 429  # type: ignore[attr-defined]
+    assert slowed.headers["Retry-After"] == "1"  # type: ignore[attr-defined]
+    for _ in range(3):  # each wait served (stored times moved back), three more wrong codes
+        with database.transaction() as s:
+            s.execute(update(LoginFailure).values(occurred_at=utcnow() - timedelta(minutes=2)))
         assert _code_page_post(client, wrong).status_code == 401  # type: ignore[attr-defined]
-    locked = _code_page_post(client, wrong)
-    assert locked.status_code == 429  # type: ignore[attr-defined]
-    assert "locked" in locked.get_data(as_text=True)  # type: ignore[attr-defined]
-    assert _count(database, "account:lockout") == 1
-    # the pending sign-in is dropped, and even the right password and code are refused now
+    # five wrong codes use up the pending sign-in: the password is asked again
     assert client.get("/login/mfa").headers["Location"].endswith("/login")
-    refused = _login(client, "op-guess")
-    assert refused.status_code == 429  # type: ignore[attr-defined]
-    assert "locked" in refused.get_data(as_text=True)  # type: ignore[attr-defined]
+    # this address waits; the owner elsewhere does not, and no name is ever locked
+    assert _login(client, "op-guess").status_code == 429  # type: ignore[attr-defined]
+    elsewhere = _login(client, "op-guess", ip="203.0.113.77")
+    assert elsewhere.headers["Location"].endswith("/login/mfa")  # type: ignore[attr-defined]
+    assert _count(database, "account:lockout") == 0
 
 
 def test_org_admin_without_mfa_signs_in_with_the_password(client: FlaskClient, database: Database) -> None:

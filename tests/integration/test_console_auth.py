@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from controlplane.accounts.mfa import SecretBox, read_secret
+from controlplane.accounts.mfa import read_secret
 from controlplane.accounts.models import LoginSession, Role, User
 from controlplane.accounts.service import (
     _as_actor,
@@ -20,6 +20,7 @@ from controlplane.accounts.service import (
 )
 from controlplane.audit.models import AuditEvent
 from controlplane.storage import Database, utcnow
+from controlplane.web.auth import secret_box_for
 from tests.fixtures.app import csrf_token_from
 
 NEW_PASSWORD = "a-long-new-passphrase-42"
@@ -76,7 +77,7 @@ def test_one_time_password_forces_a_change_then_logout_kills_the_session(
     with database.transaction() as s:
         admin_id = s.scalar(select(User.id).where(User.username == "admin"))
         assert admin_id is not None
-        secret = read_secret(s, admin_id, SecretBox(app.config["SECRET_KEY"]))
+        secret = read_secret(s, admin_id, secret_box_for(app))
     done = client.post("/login/mfa/enrol", data={"csrf_token": csrf_token_from(page),
                                                   "code": pyotp.TOTP(secret).now()})
     assert done.status_code == 200 and "recovery codes" in done.get_data(as_text=True)
