@@ -16,7 +16,7 @@ from controlplane.accounts.service import Actor
 from controlplane.errors import ControlPlaneError, InvalidInput
 from controlplane.tenancy.registry import live_org_slugs
 from controlplane.web import context
-from controlplane.web.auth import login_required, require_role
+from controlplane.web.auth import fresh_auth_required, login_required, require_role
 from controlplane.web.console import MAX_FIELD
 
 bp = Blueprint("staff", __name__)
@@ -65,6 +65,7 @@ def _change_id(change_id: int) -> int:
 
 @bp.post("/staff-changes/<int:change_id>/approve")
 @login_required
+@fresh_auth_required
 def approve(change_id: int) -> WerkzeugResponse | tuple[str, int]:
     actor = _operator()
     with context.database().transaction() as db:
@@ -80,6 +81,7 @@ def approve(change_id: int) -> WerkzeugResponse | tuple[str, int]:
 
 @bp.post("/staff-changes/<int:change_id>/reject")
 @login_required
+@fresh_auth_required
 def reject(change_id: int) -> WerkzeugResponse:
     actor = _operator()
     with context.database().transaction() as db:
@@ -106,6 +108,7 @@ def new_invite() -> tuple[str, int]:
 
 @bp.post("/invites/new")
 @login_required
+@fresh_auth_required
 def create_invite() -> tuple[str, int]:
     """The code is in this response only: the operator passes it on and never learns a password."""
     actor = _operator()

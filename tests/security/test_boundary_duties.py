@@ -3,6 +3,7 @@ filed through a token they minted, whatever channel (console session, operator t
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 
 import pytest
@@ -62,7 +63,7 @@ def _make_operator(database: Database, username: str, *, filer: Actor, approver:
     with database.transaction() as s:
         user = staff_changes.approve_change(s, approver, change.id,
                                             known_orgs=registry.live_org_slugs(s)).user
-        mfa.begin_enrolment(s, user.id, mfa.SecretBox("test secret key"))
+        mfa.begin_enrolment(s, user.id, mfa.SecretBox(secrets.token_bytes(mfa.KEY_BYTES)))
         mfa.confirm_enrolment(user)
         return Actor(user.id, user.username, Role.OPERATOR, "")
 

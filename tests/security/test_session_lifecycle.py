@@ -17,6 +17,7 @@ from controlplane.errors import InvalidSettings
 from controlplane.settings import Settings, load_settings
 from controlplane.storage import Database
 from tests.fixtures.app import csrf_token_from
+from tests.integration.api_actors import ensure_org
 from tests.security.session_support import (
     PASSWORD,
     code_at,
@@ -156,6 +157,7 @@ def test_sensitive_actions_without_fresh_authentication_are_reprompted(
 
 
 def test_fresh_authentication_returns_to_the_action(app: Flask, database: Database) -> None:
+    ensure_org(database, "health")  # tokens name a live organisation
     actor, secret = make_person(app, database, "health-admin", role=Role.ORG_ADMIN, org="health")
     assert secret is not None
     client = app.test_client()
