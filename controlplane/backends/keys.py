@@ -282,6 +282,9 @@ path "{kv}/metadata/*" {{ capabilities = ["read", "list", "delete"] }}
 
 
 # ----------------------------------------------------------------------- the policies of each role
+CRUD = '["create", "read", "update", "delete"]'
+
+
 def worker_policy_hcl(*, transit_mount: str, kv_mount: str, approle_mount: str = "approle") -> str:
     """The worker's policy (use it with RETIRED_KEYS_POLICY): it manages the tenants' Vault objects.
 
@@ -301,10 +304,10 @@ def worker_policy_hcl(*, transit_mount: str, kv_mount: str, approle_mount: str =
         f'path "{transit}/keys" {{ capabilities = ["list"] }}',
         f'path "{transit}/keys/*" {{ capabilities = ["create", "read", "update", "delete", "list"] }}',
         f'path "{transit}/export/public-key/*" {{ capabilities = ["read"] }}',
-        f'path "sys/policies/acl/{TENANT_POLICY_PREFIX}*" {{ capabilities = ["create", "read", "update", "delete"] }}',
+        f'path "sys/policies/acl/{TENANT_POLICY_PREFIX}*" {{ capabilities = {CRUD} }}',
         f'path "sys/policies/acl/{RETIRED_KEYS_POLICY}" {{ capabilities = ["create", "read", "update"] }}',
         f'path "auth/{approle}/role/*" {{ capabilities = ["create", "read", "update", "delete", "list"] }}',
-        f'path "{kv}/data/tenants/*" {{ capabilities = ["create", "read", "update", "delete"] }}',
+        f'path "{kv}/data/tenants/*" {{ capabilities = {CRUD} }}',
         f'path "{kv}/metadata/tenants/*" {{ capabilities = ["read", "list", "delete"] }}',
         "# The platform keys: public keys readable, nothing else (an exact path beats the glob above).",
     ]

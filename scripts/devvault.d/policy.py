@@ -29,7 +29,7 @@ from controlplane.backends.keys import (
 )
 
 POLICIES = {
-    "console": (CONSOLE_POLICY, lambda: console_policy_hcl()),
+    "console": (CONSOLE_POLICY, console_policy_hcl),
     "worker": (WORKER_POLICY, lambda: worker_policy_hcl(transit_mount="transit", kv_mount="kv")),
     "publisher": (PUBLISHER_POLICY, lambda: publisher_policy_hcl(transit_mount="transit")),
 }

@@ -171,7 +171,8 @@ def test_worker_token_cannot_sign_or_reconfigure_the_platform_keys(roles: RoleTo
     assert _status(roles.addr, roles.worker, "PUT", f"sys/policies/acl/{CONSOLE_POLICY}",
                    {"policy": 'path "*" { capabilities = ["sudo"] }'}) == 403
     # what it is for: rotate a tenant key
-    assert _status(roles.addr, roles.worker, "POST", f"{TRANSIT_MOUNT}/keys/{roles.tenant}/rotate") in (200, 204)
+    rotate = f"{TRANSIT_MOUNT}/keys/{roles.tenant}/rotate"
+    assert _status(roles.addr, roles.worker, "POST", rotate) in (200, 204)
 
 
 def test_publisher_token_signs_trust_lists_and_checkpoints_only(roles: RoleTokens) -> None:
