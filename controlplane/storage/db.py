@@ -78,7 +78,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         raise InvalidSettings([f"database_url: {redact_url(url)!r} cannot be parsed ({exc})"]) from None
     kwargs: dict[str, Any] = {"echo": echo, "future": True}
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
+        # A `file:` URI (the verifier's read-only connection) names a database that must exist.
+        if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     else:
         kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
