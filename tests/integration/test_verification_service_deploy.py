@@ -57,8 +57,10 @@ START_TASK = "Start the verification service"
 @pytest.fixture
 def service_settings(settings: Settings, vault_server: DevVault, controlplane_token: str) -> Settings:
     # no rate limit: the test asks several times from one address
+    # verification_os_user "": this interpreter lives under /root, out of reach of another user
     return settings.replace(
-        vault_addr=vault_server.addr, vault_token=controlplane_token, verify_rate_per_minute=0
+        vault_addr=vault_server.addr, vault_token=controlplane_token, verify_rate_per_minute=0,
+        verification_os_user="",
     )
 
 
@@ -240,7 +242,8 @@ def test_reconciler_deploys_the_services_a_spec_lists(
 ) -> None:
     purge(tenant_slug)
     settings = tenancy_settings.replace(
-        vault_token=controlplane_token, verification_port=closed_port(), verify_rate_per_minute=0
+        vault_token=controlplane_token, verification_port=closed_port(), verify_rate_per_minute=0,
+        verification_os_user="",
     )
     text = spec_text(tenant_slug, staging=False).replace(
         "services: [document-signing, official-mail]", f"services: [{VERIFICATION_SERVICE}]"
