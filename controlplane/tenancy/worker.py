@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import FrameType
 
 from sqlalchemy import or_, select
@@ -28,6 +29,31 @@ log = logging.getLogger(__name__)
 # once, automation runs are cancelled); a call still blocked on a silent server is then abandoned:
 # the process leaves, its leases are freed by the next worker on this host, the next pass redoes it.
 STOP_GRACE = 3.0
+# /readyz of the worker (metrics.start_exporter): its loop runs, and no pass has been stuck this long.
+STUCK_PASS_SECONDS = 3600.0
+
+
+@dataclass
+class _Loop:
+    started_at: float | None = None  # monotonic start of the pass in progress, or of the last one
+    ended_at: float | None = None
+
+
+_loop = _Loop()
+
+
+def readiness(interval: int) -> tuple[bool, str]:
+    """Whether this worker's loop is alive: a pass started, none stuck, none overdue."""
+    now = time.monotonic()
+    if stopping.stopping():
+        return False, "stopping"
+    if _loop.started_at is None:
+        return False, "starting: no pass begun yet"
+    if _loop.ended_at is None or _loop.ended_at < _loop.started_at:
+        running = now - _loop.started_at
+        return running < STUCK_PASS_SECONDS, f"a pass has been running for {running:.0f} s"
+    idle = now - _loop.ended_at
+    return idle < 3 * interval + 60, f"last pass ended {idle:.0f} s ago"
 
 
 def due_tenants(db: Database) -> list[str]:
@@ -95,6 +121,7 @@ def run_worker(
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     while not stop.is_set():
+        _loop.started_at = time.monotonic()
         outcomes = run_pass(
             db=db,
             backends=backends,
@@ -103,6 +130,7 @@ def run_worker(
             progress=progress,
             after_pass=after_pass,
         )
+        _loop.ended_at = time.monotonic()
         log.info("pass done: %d tenant(s)", len(outcomes))
         if once:
             return

@@ -230,7 +230,9 @@ def cached_trust_list() -> bytes:
         if cached is not None and time.monotonic() - cached[0] < TRUST_LIST_MAX_AGE:
             return cached[1]
         keys = None
-        if context.settings().role != "verification":
+        # Only a `full` process holds the trust-root key; the console and the verification service
+        # serve what the worker's publisher stored (documents.publication).
+        if context.settings().role == "full":
             backends, error = context.backends()
             if backends is None:
                 raise error or InvalidInput("the key backend is not configured")
@@ -245,7 +247,9 @@ def republish_trust_list(initiator: str) -> None:
     """After a revocation here: publish at once, so the next download carries it (other workers'
     caches within 60 s). Vault being down leaves it to the worker's next pass."""
     backends, _error = context.backends()
-    if backends is not None:
+    # The console cannot sign a trust list: the worker publishes on its next pass (revocations
+    # changed), and verifiers pick it up within TRUST_LIST_MAX_AGE after that.
+    if backends is not None and context.settings().role == "full":
         try:
             publish_trust_list(context.database(), backends.keys, initiator=initiator)
         except ControlPlaneError as exc:
