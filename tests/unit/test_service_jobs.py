@@ -46,7 +46,8 @@ def test_only_a_spec_listing_the_service_deploys_it(settings: Settings, verifica
     assert job.extravars["state"] == "present"
     assert job.extravars["port"] == settings.verification_port
     # its own directory, outside the control plane's instance folder
-    assert job.extravars["service_dir"].endswith("/verification-home/shared-verification-verification-service")
+    home = Path(settings.instance_path).resolve().parent / "verification-home"
+    assert job.extravars["service_dir"] == str(home / "shared-verification-verification-service")
     assert not Path(job.extravars["service_dir"]).is_relative_to(Path(settings.instance_path).resolve())
     # its own database role travels under a key the automation backend scrubs; never the control
     # plane's read-write credential, no Vault credential at all
