@@ -39,11 +39,13 @@ def sequence(ctx: Any, cosign: bool) -> None:
     """Integrate pending events into the Merkle log and sign a checkpoint, once."""
     from controlplane.audit.checkpoints import PINNED_KEY_FILE
     from controlplane.audit.sequencer import cosign_checkpoint, run_sequencer
+    from controlplane.backends import load_publisher_keys
     from controlplane.backends.vault import VaultKeys
 
     db = ctx.database()
     db.ping()
-    keys = VaultKeys.from_settings(ctx.settings)
+    # the audit key sits behind the publisher's identity (vault_publisher_token) where there is one
+    keys = load_publisher_keys(ctx.settings) or VaultKeys.from_settings(ctx.settings)
     integrated, cp = run_sequencer(db, keys, pin_path=Path(ctx.settings.instance_path) / PINNED_KEY_FILE)
     click.echo(f"integrated {integrated.added} event(s); tree size {integrated.tree_size}")
     click.echo(

@@ -29,6 +29,7 @@ from controlplane.backends.keys import (
 from controlplane.backends.vault import VaultKeys
 from controlplane.documents.signer import OrgSigner
 from controlplane.errors import BackendPermissionDenied
+from controlplane.storage import Database
 from tests.fixtures.vault import KV_MOUNT, TRANSIT_MOUNT, DevServer, DevVault, fresh_name
 
 
@@ -53,7 +54,7 @@ def _keys(addr: str, token: str) -> VaultKeys:
 
 
 @pytest.fixture(scope="module")
-def roles(vault_server: DevVault, vault_dev_server: DevServer) -> Iterator[RoleTokens]:
+def roles(vault_server: DevVault, vault_dev_server: DevServer, vault_keys: VaultKeys) -> Iterator[RoleTokens]:
     server = vault_dev_server
     for name, hcl in (
         (CONSOLE_POLICY, console_policy_hcl()),
@@ -82,6 +83,8 @@ def roles(vault_server: DevVault, vault_dev_server: DevServer) -> Iterator[RoleT
         worker.delete_approle(tenant_policy_name(slug))
         worker.delete_policy(tenant_policy_name(slug))
         worker.delete_signing_key(signing_key_name(slug), force=True)
+    for key in (TRUST_ROOT_KEY, AUDIT_KEY, WITNESS_KEY):  # the platform keys: only the full policy can
+        vault_keys.delete_signing_key(key, force=True)
     worker.close()
     publisher.close()
 
@@ -198,3 +201,26 @@ def test_platform_key_names_match_the_modules_that_use_them() -> None:
 
     assert (TRUST_ROOT_KEY, AUDIT_KEY, WITNESS_KEY) == (
         trustlist.ROOT_KEY_NAME, checkpoints.AUDIT_KEY, checkpoints.WITNESS_KEY)
+
+
+def test_worker_publishes_and_sequences_only_through_the_publisher_identity(
+    roles: RoleTokens, database: Database
+) -> None:
+    from controlplane.audit import record_event
+    from controlplane.audit.sequencer import run_sequencer
+    from controlplane.documents.publication import publish_trust_list
+
+    worker, publisher = _keys(roles.addr, roles.worker), _keys(roles.addr, roles.publisher)
+    try:
+        with pytest.raises(BackendPermissionDenied):
+            publish_trust_list(database, worker, initiator="test", force=True)
+        assert publish_trust_list(database, publisher, initiator="test", force=True) is not None
+        with database.transaction() as s:
+            record_event(s, action="test:event", initiator="test", target="test:1")
+        with pytest.raises(BackendPermissionDenied):
+            run_sequencer(database, worker)
+        _integrated, checkpoint = run_sequencer(database, publisher)
+        assert checkpoint is not None and checkpoint.key_name == AUDIT_KEY
+    finally:
+        worker.close()
+        publisher.close()
