@@ -90,5 +90,6 @@ def test_verifier_runs_as_its_own_os_user_that_cannot_read_the_control_planes_fi
             tried = subprocess.run(["runuser", "-u", "cp-verify", "--", "test", "-r", str(path)], check=False)
             assert tried.returncode != 0, f"cp-verify can read {path}"
     finally:
-        removed = automation.run(VERIFICATION_PLAYBOOK, extravars={**extravars, "state": "absent"}, timeout=120)
+        absent = {**extravars, "state": "absent"}
+        removed = automation.run(VERIFICATION_PLAYBOOK, extravars=absent, timeout=120)
         assert removed.ok, removed.summary
