@@ -307,6 +307,9 @@ def validate_settings(settings: Settings) -> list[str]:
         problems.append("request_step_usage_threshold: must be from 0 to 1 (e.g. 0.8 = 80 % used)")
     if settings.role not in ROLES:
         problems.append(f"role: {settings.role!r} is not one of {', '.join(ROLES)}")
+    if settings.role in ("console", "verification") and settings.vault_publisher_token:
+        # issue 12: only the worker holds the identity that signs with the trust-root and audit keys
+        problems.append(f"vault_publisher_token: the {settings.role} role must not hold it (the worker's)")
     if not 0 < settings.verification_port < 65536:
         problems.append(f"verification_port: {settings.verification_port} is outside 1-65535")
     if not 0 <= settings.proxy_hops <= MAX_PROXY_HOPS:

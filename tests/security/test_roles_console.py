@@ -155,3 +155,12 @@ def test_cli_refuses_to_run_the_worker_in_the_console_role(console_settings: Set
         "CONTROLPLANE_ROLE": "console", "CONTROLPLANE_INSTANCE_PATH": console_settings.instance_path,
         "CONTROLPLANE_DATABASE_URL": console_settings.effective_database_url})
     assert done.returncode != 0
+
+
+def test_console_settings_refuse_the_publisher_token(settings: Settings) -> None:
+    from controlplane.errors import InvalidSettings
+    from controlplane.settings import load_settings
+
+    with pytest.raises(InvalidSettings, match="vault_publisher_token: the console role must not hold it"):
+        load_settings({"instance_path": settings.instance_path, "role": "console",
+                       "vault_publisher_token": "hvs.x"}, environ={})
