@@ -305,11 +305,7 @@ def validate_settings(settings: Settings) -> list[str]:
         problems.append("request_step_fraction: must be above 0 and at most 1 (e.g. 0.25 = a quarter)")
     if not 0 <= settings.request_step_usage_threshold <= 1:
         problems.append("request_step_usage_threshold: must be from 0 to 1 (e.g. 0.8 = 80 % used)")
-    if settings.role not in ROLES:
-        problems.append(f"role: {settings.role!r} is not one of {', '.join(ROLES)}")
-    if settings.role in ("console", "verification") and settings.vault_publisher_token:
-        # issue 12: only the worker holds the identity that signs with the trust-root and audit keys
-        problems.append(f"vault_publisher_token: the {settings.role} role must not hold it (the worker's)")
+    problems.extend(_role_problems(settings))
     if not 0 < settings.verification_port < 65536:
         problems.append(f"verification_port: {settings.verification_port} is outside 1-65535")
     if not 0 <= settings.proxy_hops <= MAX_PROXY_HOPS:
@@ -318,4 +314,14 @@ def validate_settings(settings: Settings) -> list[str]:
         problems.append("verify_rate_per_minute must be 0 (no limit) or more, verify_rate_burst at least 1")
     if settings.verify_upload_max_bytes < 1 or settings.verify_counts_flush_seconds <= 0:
         problems.append("verify_upload_max_bytes and verify_counts_flush_seconds must be greater than 0")
+    return problems
+
+
+def _role_problems(settings: Settings) -> list[str]:
+    problems = []
+    if settings.role not in ROLES:
+        problems.append(f"role: {settings.role!r} is not one of {', '.join(ROLES)}")
+    if settings.role in ("console", "verification") and settings.vault_publisher_token:
+        # issue 12: only the worker holds the identity that signs with the trust-root and audit keys
+        problems.append(f"vault_publisher_token: the {settings.role} role must not hold it (the worker's)")
     return problems
