@@ -324,4 +324,9 @@ def _role_problems(settings: Settings) -> list[str]:
     if settings.role in ("console", "verification") and settings.vault_publisher_token:
         # issue 12: only the worker holds the identity that signs with the trust-root and audit keys
         problems.append(f"vault_publisher_token: the {settings.role} role must not hold it (the worker's)")
+    if settings.role in ("console", "worker") and settings.vault_role_id:
+        # The console may obtain the identity of any AppRole on the tenants' mount
+        # (backends.keys.console_policy_hcl): no process of the control plane may be one of them.
+        problems.append(f"vault_role_id: the {settings.role} role logs in with its own token "
+                        "(vault_token), never as an AppRole beside the tenants'")
     return problems

@@ -164,3 +164,13 @@ def test_console_settings_refuse_the_publisher_token(settings: Settings) -> None
     with pytest.raises(InvalidSettings, match="vault_publisher_token: the console role must not hold it"):
         load_settings({"instance_path": settings.instance_path, "role": "console",
                        "vault_publisher_token": "hvs.x"}, environ={})
+
+
+def test_split_roles_refuse_an_approle_login_beside_the_tenants(settings: Settings) -> None:
+    from controlplane.errors import InvalidSettings
+    from controlplane.settings import load_settings
+
+    for role in ("console", "worker"):
+        with pytest.raises(InvalidSettings, match="never as an AppRole beside the tenants'"):
+            load_settings({"instance_path": settings.instance_path, "role": role,
+                           "vault_role_id": "r", "vault_secret_id": "s"}, environ={})
