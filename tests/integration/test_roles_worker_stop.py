@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.settings import REPO_ROOT
+from controlplane.settings import REPO_ROOT, load_settings
+from controlplane.storage import Database
+from controlplane.tenancy.verifier_db import drop_verifier
 from tests.fixtures.app import run_controlplane
 from tests.fixtures.vault import DevVault, closed_port
 
@@ -86,6 +88,10 @@ def test_worker_stops_on_sigterm_while_openstack_is_unreachable(
             worker.kill()
             worker.wait()
         log.close()
+        database = Database(database_url)  # the worker made the verifier's role (PostgreSQL): drop it
+        drop_verifier(database, load_settings({"instance_path": env["CONTROLPLANE_INSTANCE_PATH"],
+                                               "database_url": database_url}, environ={}))
+        database.dispose()
     text = (tmp_path / "worker.log").read_text(errors="replace")
     assert took < STOP_WITHIN, f"worker needed {took:.1f} s to stop:\n{text[-2000:]}"
     assert code == 0, text[-2000:]
