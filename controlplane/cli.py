@@ -1,4 +1,4 @@
-"""The `controlplane` command: serve, db upgrade|current, doctor, settings."""
+"""The `controlplane` command: serve, db upgrade|current|grant-verifier, doctor, settings."""
 
 from __future__ import annotations
 
@@ -54,6 +54,22 @@ def db_current(ctx: CliContext) -> None:
     database = ctx.database()
     database.ping()
     click.echo(f"database: {current_revision(database) or 'empty'}  code: {head_revision(database)}")
+
+
+@db.command("grant-verifier")
+@pass_ctx
+def db_grant_verifier(ctx: CliContext) -> None:
+    """Create or update the verification service's own database role (PostgreSQL): SELECT on what it
+    reads, INSERT/UPDATE on the verification counts only. The worker also does this at each deploy."""
+    from controlplane.tenancy.verifier_db import grant_verifier
+
+    database = ctx.database()
+    database.ping()
+    role = grant_verifier(database, ctx.settings)
+    if role is None:
+        click.echo("SQLite: the verification service opens the database read-only; nothing to grant")
+    else:
+        click.echo(f"database role {role}: read-only but for the verification counts")
 
 
 # -------------------------------------------------------------------------- doctor

@@ -7,10 +7,11 @@ outcomes, verdicts, login stages): never a path, a user, a tenant slug or a seri
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -176,7 +177,36 @@ def render_latest() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
 
 
-def start_exporter(port: int, *, addr: str = "127.0.0.1") -> tuple[WSGIServer, threading.Thread]:
+def start_exporter(
+    port: int, *, addr: str = "127.0.0.1", ready: Callable[[], tuple[bool, str]] | None = None
+) -> tuple[WSGIServer, threading.Thread]:
     """Serve this process's metrics (a reconciler worker's: it has no web app) on loopback only;
-    a scraper elsewhere goes through an agent on the host, as with /metrics without its token."""
-    return start_http_server(port, addr=addr)
+    a scraper elsewhere goes through an agent on the host, as with /metrics without its token.
+    With `ready`, /healthz and /readyz too (scripts/run and service managers check them)."""
+    if ready is None:
+        return start_http_server(port, addr=addr)
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from prometheus_client import make_wsgi_app
+
+    metrics_app = make_wsgi_app()
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path in ("/healthz", "/readyz"):
+            ok, detail = (True, "alive") if path == "/healthz" else ready()
+            body = json.dumps({"status": ("ok" if path == "/healthz" else "ready") if ok else "not ready",
+                               "detail": detail}).encode()
+            start_response("200 OK" if ok else "503 Service Unavailable",
+                           [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+
+    class _Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = make_server(addr, port, app, handler_class=_Quiet)
+    thread = threading.Thread(target=server.serve_forever, name="metrics-exporter", daemon=True)
+    thread.start()
+    return server, thread

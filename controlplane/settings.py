@@ -23,13 +23,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 MAX_PROXY_HOPS = 5
 SUPPORTED_DB_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-ROLES = ("full", "verification")
+ROLES = ("full", "console", "worker", "verification")
 SECURE_COOKIE_CHOICES = ("auto", "true", "false")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 _BOOL_WORDS = {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false", "off": "false"}
 
 # Fields whose values must never be printed; `Settings.redacted()` masks them.
-SECRET_FIELDS = frozenset({"secret_key", "vault_token", "vault_secret_id", "metrics_token"})
+SECRET_FIELDS = frozenset({
+    "secret_key", "vault_token", "vault_secret_id", "vault_publisher_token", "metrics_token",
+    "verification_counts_database_url",
+})
 
 
 def _default_instance_path() -> str:
@@ -59,6 +62,10 @@ class Settings:
     vault_transit_mount: str = "transit"
     vault_kv_mount: str = "kv"
     vault_timeout: float = 10.0
+    # The worker's second token (policy controlplane-publisher): signs trust lists and audit
+    # checkpoints with the trust-root and audit keys, nothing else. Empty: the worker's own token
+    # (role `full`, tests and single-process development).
+    vault_publisher_token: str = ""
     # Ansible
     playbooks_dir: str = str(REPO_ROOT / "playbooks")
     ansible_timeout: int = 900
@@ -89,11 +96,29 @@ class Settings:
     request_step_usage_threshold: float = 0.80
     # Bearer token for /metrics scrapers that are not on loopback; empty = loopback only.
     metrics_token: str = ""
-    # What this process serves: "full" (console, APIs, verification) or "verification" (only the
-    # public verification page and API, the trust list and probes: the shared-verification tenant).
+    # What this process is (issue 12: each role its own process and credentials):
+    # "console"      console and APIs (gunicorn): no cloud credential, a Vault token that can only
+    #                obtain one organisation's signing identity; cloud state comes from the database;
+    # "worker"       the reconciler, trust-list publisher and audit sequencer: the cloud-admin
+    #                credential, the worker's and the publisher's Vault tokens;
+    # "verification" the public verification page and API, the trust list and probes (the
+    #                shared-verification tenant): a read-only database credential, nothing else;
+    # "full"         all of it in one process: tests and single-process development only.
     role: str = "full"
     # Where the reconciler deploys the shared verification service (playbooks/shared-verification.yml).
     verification_port: int = 8090
+    # The verification service's own directory (settings, release, logs), outside instance_path so
+    # it never sits beside the control plane's secrets. Empty: <instance_path>/../verification-home.
+    verification_home: str = ""
+    # Its PostgreSQL role (SELECT on what it reads, INSERT/UPDATE on the counts only); empty:
+    # "<database>_verify". Created by the worker (controlplane db grant-verifier).
+    verification_db_user: str = ""
+    # Its OS user when the worker runs as root on PostgreSQL (created by the playbook); it cannot
+    # read instance_path. Empty: the worker's own user.
+    verification_os_user: str = "cp-verify"
+    # The verification role only: where its counts go when its database connection is read-only
+    # (SQLite); empty = its database_url.
+    verification_counts_database_url: str = ""
     # Base of the verification URLs printed in QR codes (uppercased there: QR alphanumeric mode).
     verify_base_url: str = "http://127.0.0.1:8080"
     # Public verification (page and JSON) per client IP: a token bucket; 0 per minute = no limit.
@@ -134,6 +159,12 @@ class Settings:
     @property
     def effective_mfa_key_file(self) -> Path:
         return Path(self.mfa_key_file) if self.mfa_key_file else Path(self.instance_path) / "mfa.key"
+
+    @property
+    def effective_verification_home(self) -> Path:
+        if self.verification_home:
+            return Path(self.verification_home).resolve()
+        return Path(self.instance_path).resolve().parent / "verification-home"
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict with secrets masked and database passwords removed."""
@@ -264,8 +295,6 @@ def _choice_problems(settings: Settings) -> list[str]:
     secure = str(settings.secure_cookies).strip().lower()
     if _BOOL_WORDS.get(secure, secure) not in SECURE_COOKIE_CHOICES:
         problems.append(f"secure_cookies: {settings.secure_cookies!r} is not one of auto, true, false")
-    if settings.role not in ROLES:
-        problems.append(f"role: {settings.role!r} is not one of {', '.join(ROLES)}")
     return problems
 
 
@@ -319,6 +348,7 @@ def validate_settings(settings: Settings) -> list[str]:
     if not 0 <= settings.request_step_usage_threshold <= 1:
         problems.append("request_step_usage_threshold: must be from 0 to 1 (e.g. 0.8 = 80 % used)")
     problems.extend(_choice_problems(settings))
+    problems.extend(_role_problems(settings))
     if not 0 < settings.verification_port < 65536:
         problems.append(f"verification_port: {settings.verification_port} is outside 1-65535")
     if not 0 <= settings.proxy_hops <= MAX_PROXY_HOPS:
@@ -341,4 +371,19 @@ def _audit_problems(settings: Settings) -> list[str]:
         problems.append(f"witness_url: {settings.witness_url!r} must start with http:// or https://")
     if settings.witness_url and not settings.witness_vkey:
         problems.append("witness_vkey: pin the witness's verifier key (its /vkey) when witness_url is set")
+    return problems
+
+
+def _role_problems(settings: Settings) -> list[str]:
+    problems = []
+    if settings.role not in ROLES:
+        problems.append(f"role: {settings.role!r} is not one of {', '.join(ROLES)}")
+    if settings.role in ("console", "verification") and settings.vault_publisher_token:
+        # issue 12: only the worker holds the identity that signs with the trust-root and audit keys
+        problems.append(f"vault_publisher_token: the {settings.role} role must not hold it (the worker's)")
+    if settings.role in ("console", "worker") and settings.vault_role_id:
+        # The console may obtain the identity of any AppRole on the tenants' mount
+        # (backends.keys.console_policy_hcl): no process of the control plane may be one of them.
+        problems.append(f"vault_role_id: the {settings.role} role logs in with its own token "
+                        "(vault_token), never as an AppRole beside the tenants'")
     return problems

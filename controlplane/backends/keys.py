@@ -30,6 +30,20 @@ KEY_PURPOSE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$")
 # entry in it (see VaultKeys.make_key_verify_only).
 RETIRED_KEYS_POLICY = "retired-signing-keys"
 TENANT_POLICY_PREFIX = "tenant-"
+# The platform's own keys (documents.trustlist, audit.checkpoints name them too; a unit test keeps
+# them equal). Only the publisher policy signs with the first two; the witness key belongs to the
+# witness service and its own OpenBao.
+TRUST_ROOT_KEY = "cp_trust_root"
+AUDIT_KEY = "cp_audit"
+WITNESS_KEY = "cp_audit_witness"
+PLATFORM_KEYS = (TRUST_ROOT_KEY, AUDIT_KEY, WITNESS_KEY)
+# The witness co-signs in its own process with its own OpenBao (controlplane.witness): no policy of
+# the control plane signs with WITNESS_KEY, which only older deployments still hold (read-only).
+PUBLISHER_KEYS = (TRUST_ROOT_KEY, AUDIT_KEY)
+# The policy names scripts/devvault writes and the tokens of each role carry (with RETIRED_KEYS_POLICY).
+CONSOLE_POLICY = "controlplane-console"
+WORKER_POLICY = "controlplane-worker"
+PUBLISHER_POLICY = "controlplane-publisher"
 
 
 @dataclass(frozen=True)
@@ -234,7 +248,10 @@ def tenant_policy_hcl(tenant_slug: str, *, transit_mount: str, kv_mount: str) ->
 def controlplane_policy_hcl(
     *, transit_mount: str, kv_mount: str, approle_mount: str = "approle"
 ) -> str:
-    """The least-privilege policy of the control plane's own token (use it with RETIRED_KEYS_POLICY).
+    """The all-in-one policy of the `full` role (tests and single-process development only).
+
+    Production and scripts/run split it by role: `console_policy_hcl`, `worker_policy_hcl` and
+    `publisher_policy_hcl`.
 
     It manages signing keys, tenant policies (`tenant-*` and RETIRED_KEYS_POLICY only, so it cannot
     rewrite this policy or `default`), AppRoles and KV secrets. It cannot mount engines, touch
@@ -261,6 +278,85 @@ path "sys/policies/acl/{RETIRED_KEYS_POLICY}" {{ capabilities = ["create", "read
 path "auth/{approle}/role/*" {{ capabilities = ["create", "read", "update", "delete", "list"] }}
 path "{kv}/data/*" {{ capabilities = ["create", "read", "update", "delete"] }}
 path "{kv}/metadata/*" {{ capabilities = ["read", "list", "delete"] }}
+"""
+
+
+# ----------------------------------------------------------------------- the policies of each role
+CRUD = '["create", "read", "update", "delete"]'
+
+
+def worker_policy_hcl(*, transit_mount: str, kv_mount: str, approle_mount: str = "approle") -> str:
+    """The worker's policy (use it with RETIRED_KEYS_POLICY): it manages the tenants' Vault objects.
+
+    Create, rotate, read, make verify-only and delete tenant keys; write `tenant-*` policies and
+    RETIRED_KEYS_POLICY; define AppRoles (and so obtain any tenant's identity, e.g. for
+    `controlplane documents` at the worker's shell); tenant KV. It signs nothing itself: no
+    `transit/sign/*`, and the platform keys (PLATFORM_KEYS: trust root, audit, witness) are readable
+    only, so it can neither sign with, rotate, reconfigure nor delete them. Not a boundary against a
+    compromised worker for tenant keys: whoever writes `tenant-*` policies and AppRoles can grant a
+    role any tenant key (see `controlplane_policy_hcl`).
+    """
+    transit = _checked_mount(transit_mount)
+    kv = _checked_mount(kv_mount)
+    approle = _checked_mount(approle_mount)
+    lines = [
+        "# The worker: tenant keys, tenant-* policies and AppRoles, tenant KV. Signs nothing.",
+        f'path "{transit}/keys" {{ capabilities = ["list"] }}',
+        f'path "{transit}/keys/*" {{ capabilities = ["create", "read", "update", "delete", "list"] }}',
+        f'path "{transit}/export/public-key/*" {{ capabilities = ["read"] }}',
+        f'path "sys/policies/acl/{TENANT_POLICY_PREFIX}*" {{ capabilities = {CRUD} }}',
+        f'path "sys/policies/acl/{RETIRED_KEYS_POLICY}" {{ capabilities = ["create", "read", "update"] }}',
+        f'path "auth/{approle}/role/*" {{ capabilities = ["create", "read", "update", "delete", "list"] }}',
+        f'path "{kv}/data/tenants/*" {{ capabilities = {CRUD} }}',
+        f'path "{kv}/metadata/tenants/*" {{ capabilities = ["read", "list", "delete"] }}',
+        "# The platform keys: public keys readable, nothing else (an exact path beats the glob above).",
+    ]
+    for key in PLATFORM_KEYS:
+        lines += [
+            f'path "{transit}/keys/{key}" {{ capabilities = ["read"] }}',
+            f'path "{transit}/keys/{key}/*" {{ capabilities = ["deny"] }}',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def publisher_policy_hcl(*, transit_mount: str) -> str:
+    """The publisher's policy: sign with the trust-root and audit keys, and nothing else.
+
+    Held by the worker as a second token (`vault_publisher_token`) and used only by the trust-list
+    publisher (documents.publication) and the audit sequencer. The keys are created on first use,
+    so `create` on exactly those names; no rotate, config, trim or delete, no other key.
+    """
+    transit = _checked_mount(transit_mount)
+    lines = ["# The publisher: sign trust lists and audit checkpoints. Nothing else."]
+    for key in PUBLISHER_KEYS:
+        lines += [
+            # `update`: transit answers a create of an existing key with the key, unchanged
+            f'path "{transit}/keys/{key}" {{ capabilities = ["create", "read", "update"] }}',
+            f'path "{transit}/keys/{key}/*" {{ capabilities = ["deny"] }}',  # no rotate/config/trim
+            f'path "{transit}/sign/{key}" {{ capabilities = ["update"] }}',
+            f'path "{transit}/sign/{key}/*" {{ capabilities = ["update"] }}',
+            f'path "{transit}/export/public-key/{key}" {{ capabilities = ["read"] }}',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def console_policy_hcl(*, approle_mount: str = "approle") -> str:
+    """The console/API policy: obtain one organisation's signing identity at a time, nothing else.
+
+    Read an AppRole's role_id, create a secret_id for it and destroy that secret_id again
+    (documents.signer.OrgSigner): the identity then signs with that organisation's key only, under
+    the tenant's own policy (which carries RETIRED_KEYS_POLICY, so a retired key stays retired).
+    No transit path at all (no signing, no key configuration, so no re-enabling a retired key), no
+    `sys/`, no policies, no AppRole definitions, no KV. Role names are one path segment (`+`):
+    the AppRole mount must hold tenant roles only; the control plane's own identities are tokens
+    (or AppRoles on another mount), so the console cannot obtain the worker's or publisher's.
+    """
+    approle = _checked_mount(approle_mount)
+    return f"""\
+# The console/API: obtain a tenant's signing identity (AppRole login), one organisation at a time.
+path "auth/{approle}/role/+/role-id" {{ capabilities = ["read"] }}
+path "auth/{approle}/role/+/secret-id" {{ capabilities = ["update"] }}
+path "auth/{approle}/role/+/secret-id-accessor/destroy" {{ capabilities = ["update"] }}
 """
 
 

@@ -41,12 +41,14 @@ def sequence(ctx: Any, use_witness: bool) -> None:
     from controlplane.audit.checkpoints import PINNED_KEY_FILE
     from controlplane.audit.sequencer import run_sequencer
     from controlplane.audit.witnessing import WitnessLink, WitnessRefused, cosign_latest
+    from controlplane.backends import load_publisher_keys
     from controlplane.backends.vault import VaultKeys
     from controlplane.tlog.protocol import WitnessUnreachable
 
     db = ctx.database()
     db.ping()
-    keys = VaultKeys.from_settings(ctx.settings)
+    # the audit key sits behind the publisher's identity (vault_publisher_token) where there is one
+    keys = load_publisher_keys(ctx.settings) or VaultKeys.from_settings(ctx.settings)
     integrated, cp = run_sequencer(db, keys, pin_path=Path(ctx.settings.instance_path) / PINNED_KEY_FILE,
                                    origin=ctx.settings.audit_origin)
     click.echo(f"integrated {integrated.added} event(s); tree size {integrated.tree_size}")

@@ -174,10 +174,13 @@ def _database_and_keys(ctx: Any) -> tuple[Any, Any]:
 def trust_list_command(ctx: Any, output: str) -> None:
     """Publish the trust list when due (every organisation's public keys and the revocations, signed
     with the data center's root key in Vault) and write the current one; also <instance>/trust-root.pub."""
+    from controlplane.backends import load_publisher_keys
     from controlplane.documents.publication import current_trust_list
 
     database, keys = _database_and_keys(ctx)
-    published = current_trust_list(database, keys, initiator="cli:documents-trust-list")
+    # the trust-root key sits behind the publisher's identity (vault_publisher_token) where there is one
+    publisher = load_publisher_keys(ctx.settings) or keys
+    published = current_trust_list(database, publisher, initiator="cli:documents-trust-list")
     Path(output).write_bytes(published.body)
     root = Path(ctx.settings.instance_path) / TRUST_ROOT_FILE
     if not root.exists():

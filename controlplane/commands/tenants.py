@@ -319,39 +319,63 @@ def rotate_key(ctx: Any, slug: str, reason: str) -> None:
 @click.option("--interval", type=click.IntRange(5, 3600), default=60, show_default=True)
 @click.option("--concurrency", type=CONCURRENCY, default=4, show_default=True)
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=0,
-              help="Serve this worker's Prometheus metrics on 127.0.0.1:PORT (0: off).")
+              help="Serve this worker's Prometheus metrics, /healthz and /readyz on 127.0.0.1:PORT "
+                   "(0: off).")
 @pass_ctx
 def worker(ctx: Any, once: bool, interval: int, concurrency: int, metrics_port: int) -> None:
-    """Reconcile tenants continuously: drift detection and repair on every pass."""
+    """Reconcile tenants continuously: drift detection and repair on every pass; then the changes
+    the console queued, usage for the console, the trust list and the audit log."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from controlplane import metrics
+    from controlplane.accounts.admin import close_organisation
     from controlplane.audit.checkpoints import PINNED_KEY_FILE
     from controlplane.audit.sequencer import sequence_forever, with_sequencer
     from controlplane.audit.witnessing import WitnessLink
+    from controlplane.backends import load_publisher_keys, stopping
     from controlplane.documents.publication import publish_when_due
     from controlplane.requests.desired import sync_outcomes
     from controlplane.storage import Database
-    from controlplane.tenancy.worker import run_worker
+    from controlplane.tenancy.handoff import run_tasks
+    from controlplane.tenancy.snapshots import record_usage
+    from controlplane.tenancy.verifier_db import grant_verifier
+    from controlplane.tenancy.worker import readiness, run_worker
 
     settings, db, backends = _env(ctx)
+    if settings.role not in ("worker", "full"):
+        raise click.UsageError(f"the worker runs in role 'worker' (or 'full'), not {settings.role!r}")
+    # The trust-root and audit keys sit behind their own policy (vault_publisher_token): only the
+    # publisher and the sequencer use that identity; without it (role full) the worker's own.
+    publisher = load_publisher_keys(settings) or backends.keys
+    try:  # the verification service's own database role, kept current
+        grant_verifier(db, settings)
+    except SQLAlchemyError as exc:  # no CREATEROLE: the administrator runs `db grant-verifier`
+        click.echo(f"verifier database role not updated ({type(exc).__name__}); run "
+                   "`controlplane db grant-verifier` as the database's administrator", err=True)
     if metrics_port:
-        # The worker has no web app: reconcile outcomes and durations reach Prometheus from here.
-        metrics.start_exporter(metrics_port)
+        # The worker has no web app: reconcile outcomes and durations reach Prometheus from here,
+        # and /readyz says whether its loop runs (scripts/run checks it).
+        metrics.start_exporter(metrics_port, ready=lambda: readiness(interval))
 
     def after_pass(database: Database) -> None:
         sync_outcomes(database)
-        publish_when_due(database, backends.keys)
+        # what the console queued (tenancy.handoff)
+        run_tasks(database, backends, settings, close_access=close_organisation)
+        record_usage(database, backends.cloud)  # what the console shows (tenancy.snapshots)
+        publish_when_due(database, publisher)
         if once:
             sequencer(database)
 
     # The audit log is sequenced, signed and sent to the witness every audit_sequence_seconds on
     # its own thread, whatever the reconcile interval (README, Audit: the window for deleting
     # events not yet sequenced); --once does it once after the pass.
-    sequencer = with_sequencer(None, backends.keys, pin_path=Path(settings.instance_path) / PINNED_KEY_FILE,
+    sequencer = with_sequencer(None, publisher, pin_path=Path(settings.instance_path) / PINNED_KEY_FILE,
                                origin=settings.audit_origin, witness=WitnessLink.from_settings(settings))
     if not once:
-        sequence_forever(sequencer, db, every=settings.audit_sequence_seconds, stop=threading.Event())
+        sequence_forever(sequencer, db, every=settings.audit_sequence_seconds, stop=stopping.stop_event())
     run_worker(
-        # after each pass: requests learn their outcomes, the trust list is republished when due
+        # after each pass: requests learn their outcomes, queued changes are made, usage is
+        # recorded, the trust list is republished when due
         after_pass=after_pass,
         db=db,
         backends=backends,

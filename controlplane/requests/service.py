@@ -144,7 +144,7 @@ def _evaluate(spec: TenantSpec, req: ResourceRequest, usage: Usage, rules: r.Req
 def _usage_for(backends: Backends, target: Target, req: ResourceRequest) -> Usage:
     if req.kind != Kind.QUOTA_CHANGE or req.environment not in {e.name for e in target.spec.environments}:
         return {}
-    return read_usage(backends.cloud, target, req.environment)
+    return read_usage(backends, target, req.environment)
 
 
 def _submit(session: Session, req: ResourceRequest, actor: Actor, comment: str, spec: TenantSpec,
@@ -296,5 +296,5 @@ def environment_usage(db: Database, backends: Backends, actor: Actor, *, org: st
         limits = r.flatten(target.spec.environment(environment).quotas)
     except KeyError:
         raise NotFound(f"{org} has no environment {environment!r}") from None
-    usage = read_usage(backends.cloud, target, environment)
+    usage = read_usage(backends, target, environment)
     return [QuotaUsage(k, limits[k], usage.get(k)) for k in r.QUOTA_KEYS]

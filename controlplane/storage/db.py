@@ -89,6 +89,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         raise InvalidSettings([f"database_url: {redact_url(url)!r} cannot be parsed ({exc})"]) from None
     kwargs: dict[str, Any] = {"echo": echo, "future": True}
     if parsed.get_backend_name() == "sqlite":
+        # A `file:` URI (the verifier's read-only connection) names a database that must exist.
         if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
             _create_private_file(Path(parsed.database))
     else:

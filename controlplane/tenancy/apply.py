@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from controlplane.backends import Backends
+from controlplane.backends import Backends, stopping
 from controlplane.backends.keys import SigningKey, signing_key_name, tenant_policy_name
 from controlplane.errors import PermanentError, TemporaryError
 from controlplane.tenancy.observe import KV_MARKER
@@ -267,7 +266,7 @@ def set_api_concurrency(limit: int) -> None:
     API_SLOTS = threading.BoundedSemaphore(max(1, limit))
 
 
-def execute(ctx: ApplyContext, action: Action, *, sleep: Callable[[float], Any] = time.sleep) -> str:
+def execute(ctx: ApplyContext, action: Action, *, sleep: Callable[[float], Any] = stopping.sleep) -> str:
     """Run one action, retrying temporary failures a few times; return the resulting id."""
     handler = HANDLERS[action.op]
     for delay in (*RETRY_DELAYS, None):

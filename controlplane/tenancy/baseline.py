@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,9 @@ class PlaybookJob:
     templates: tuple[str, ...] = ()  # files it reads, relative to the playbooks directory
     # What else decides the outcome beyond those files and the extravars (e.g. a code release).
     inputs: str = ""
+    # Database work the playbook's outcome relies on, run just before it (e.g. the verification
+    # service's own database role): idempotent, its own transaction, no backend call.
+    prepare: Callable[[Database], object] | None = field(default=None, compare=False)
 
     def digest(self, playbooks_dir: str) -> str:
         """Changes when the playbook, its templates, its extravars or its other inputs change."""
@@ -95,6 +98,8 @@ def run_playbook(
     it does not succeed. `run_id` is the reconcile pass's; `playbook_run_id` (default: run_id) the
     stored run's, distinct when one pass runs several playbooks."""
     stored_id = playbook_run_id or run_id
+    if job.prepare is not None and job.extravars.get("state", "present") == "present":
+        job.prepare(db)
     with db.transaction() as s:
         s.add(PlaybookRun(id=stored_id, tenant_slug=slug, playbook=job.playbook))
 

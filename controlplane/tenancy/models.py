@@ -139,3 +139,34 @@ class SigningPublicKey(Base):
     algorithm: Mapped[str] = mapped_column(String(20), default="ed25519")
     public_key: Mapped[str] = mapped_column(String(200))  # base64 of the raw key
     archived_at: Mapped[datetime] = mapped_column(_TS, default=utcnow)
+
+
+class ProjectUsage(Base):
+    """Quota limits and usage of one tenant project as the worker last read them from the cloud: the
+    console (which holds no cloud credential) shows these with their age (tenancy.snapshots)."""
+
+    __tablename__ = "project_usage"
+
+    project_id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    tenant_slug: Mapped[str] = mapped_column(ForeignKey("tenants.slug", ondelete="CASCADE"), index=True)
+    environment: Mapped[str] = mapped_column(String(32))
+    quotas: Mapped[dict[str, Any]] = mapped_column(JSON)  # flat key -> [limit, in_use or null]
+    observed_at: Mapped[datetime] = mapped_column(_TS, default=utcnow)
+
+
+class WorkerTask(Base):
+    """A change the console asked for and only the worker can make (it holds the cloud and key
+    credentials): rotate a signing key, take a decommission stage (tenancy.handoff)."""
+
+    __tablename__ = "worker_tasks"
+    __table_args__ = (Index("ix_worker_tasks_pending", "done_at", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # key:rotate | decommission:advance
+    tenant_slug: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    requested_by: Mapped[str] = mapped_column(String(120))
+    requested_at: Mapped[datetime] = mapped_column(_TS, default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(_TS)
+    outcome: Mapped[str] = mapped_column(String(16), default="")  # "" pending | done | failed
+    error: Mapped[str] = mapped_column(Text, default="")

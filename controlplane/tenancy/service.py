@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from controlplane.audit import record_event
-from controlplane.backends import Backends
+from controlplane.backends import Backends, stopping
 from controlplane.errors import InvalidInput, NotFound
 from controlplane.settings import Settings
 from controlplane.storage import Database
@@ -45,6 +45,8 @@ def reconcile_many(
     owner = worker_identity()
 
     def one(slug: str) -> Outcome:
+        if stopping.stopping():  # SIGTERM: tenants not started yet wait for the next pass
+            return Outcome(slug, "skipped", error="the worker is stopping")
         try:
             return reconcile_tenant(
                 slug,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import sys
 import sysconfig
 import uuid
@@ -16,6 +17,7 @@ from controlplane.settings import REPO_ROOT, Settings
 from controlplane.storage import Database
 from controlplane.tenancy.baseline import PlaybookJob, run_playbook
 from controlplane.tenancy.spec import TenantSpec
+from controlplane.tenancy.verifier_db import grant_verifier, is_postgresql, verifier_database
 
 VERIFICATION_SERVICE = "verification-service"
 VERIFICATION_PLAYBOOK = "shared-verification.yml"
@@ -32,7 +34,8 @@ SHARED_SETTINGS = (
     "secure_cookies",
 )
 # No Vault credential: the service serves the trust list the control plane signed and stored
-# (documents.publication), and verifies against archived public keys. Only the database URL is secret.
+# (documents.publication), and verifies against archived public keys. Its database credential is its
+# own (tenancy.verifier_db): read-only but for the verification counts; only that URL is secret.
 
 
 def release_digest(root: Path = REPO_ROOT) -> str:
@@ -54,7 +57,16 @@ def current_release() -> str:
 
 
 def service_dir(settings: Settings, slug: str, service: str) -> Path:
-    return Path(settings.instance_path).resolve() / "services" / f"{slug}-{service}"
+    """Under verification_home, never inside instance_path (the control plane's secrets)."""
+    return settings.effective_verification_home / f"{slug}-{service}"
+
+
+def service_os_user(settings: Settings) -> str:
+    """The OS user the service runs as: its own when the worker is root and the database is
+    PostgreSQL (a SQLite file in instance_path is not readable by another user); else the worker's."""
+    if os.geteuid() == 0 and is_postgresql(settings):
+        return settings.verification_os_user
+    return ""
 
 
 def verification_extravars(
@@ -68,6 +80,7 @@ def verification_extravars(
     threads: int = 4,  # bench/documents.py: 2-4 per worker serve the most on 2 cores
 ) -> dict[str, Any]:
     """The extravars of playbooks/shared-verification.yml for this control plane's settings."""
+    verifier = verifier_database(settings, directory)
     return {
         "state": state,
         "service_dir": str(directory),
@@ -81,8 +94,13 @@ def verification_extravars(
         "site_packages": sysconfig.get_paths()["purelib"],
         "verify_base_url": settings.verify_base_url,
         "service_settings": {name: getattr(settings, name) for name in SHARED_SETTINGS},
+        "home": str(directory.parent),
+        "run_as": service_os_user(settings),
         # under a secret-looking key: the automation backend scrubs these values from what it keeps
-        "service_secrets": {"database_url": settings.effective_database_url},
+        "service_secrets": {
+            "database_url": verifier.url,
+            "verification_counts_database_url": verifier.counts_url,
+        },
     }
 
 
@@ -97,7 +115,10 @@ def service_jobs(spec: TenantSpec, settings: Settings) -> list[PlaybookJob]:
             port=settings.verification_port,
             release=release,
         )
-        jobs.append(PlaybookJob(VERIFICATION_PLAYBOOK, extravars, VERIFICATION_TEMPLATES, release))
+        jobs.append(PlaybookJob(
+            VERIFICATION_PLAYBOOK, extravars, VERIFICATION_TEMPLATES, release,
+            prepare=functools.partial(grant_verifier, settings=settings),
+        ))
     return jobs
 
 

@@ -41,7 +41,10 @@ def init_web(app: Flask) -> None:
     csrf.init_app(app)
     context.init_app(app)
     i18n.init_app(app)
-    auth.init_app(app)
+    verification_only = app.extensions["controlplane.settings"].role == "verification"
+    if not verification_only:
+        # No sign-in on the public service: its database role cannot read sessions or people.
+        auth.init_app(app)
     security.init_app(app)
     metrics_http.init_app(app)
     errors.init_app(app)
@@ -49,7 +52,7 @@ def init_web(app: Flask) -> None:
     verify_views.init_app(app)
     app.register_blueprint(verify_views.bp)
     csrf.exempt(verify_views.verify_page)  # checks CSRF itself after hashing the upload in memory
-    if app.extensions["controlplane.settings"].role == "verification":
+    if verification_only:
         # The shared-verification tenant's processes: the public page, its JSON twin, the trust
         # list and probes; no console, no operator or issuance API, so nothing there can act on
         # tenants or sign even if the process were taken over.

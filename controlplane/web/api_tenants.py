@@ -12,6 +12,7 @@ from controlplane.errors import Conflict, InvalidInput, NotFound
 from controlplane.storage import as_utc
 from controlplane.tenancy import decommission as dec
 from controlplane.tenancy import registry
+from controlplane.tenancy.handoff import ADVANCE_DECOMMISSION, ROTATE_KEY, queue_task
 from controlplane.tenancy.keys import check_reason, rotate_signing_key
 from controlplane.tenancy.models import Tenant
 from controlplane.tenancy.service import queue_reconcile
@@ -104,7 +105,7 @@ def reconcile_now(slug: str) -> tuple[Response, int]:
 
 @bp.post("/<slug>/decommission")
 @require_scope("tenants:decommission")
-def decommission(slug: str) -> Response:
+def decommission(slug: str) -> Response | tuple[Response, int]:
     """Take the tenant's next decommission stage. `confirm` must be the tenant's slug, typed: the
     console's typed confirmation, so a script cannot take a stage by a slip of the path."""
     _visible(slug)
@@ -122,6 +123,10 @@ def decommission(slug: str) -> Response:
     backends, error = context.backends()
     if backends is None:
         raise error or InvalidInput("the cloud backends are not configured")
+    if not backends.holds_cloud:  # the console role: the worker holds the cloud (tenancy.handoff)
+        task = queue_task(context.database(), ADVANCE_DECOMMISSION, slug,
+                          initiator=current_api_actor().audit_name, detail={"retention_days": days})
+        return jsonify(slug=slug, task=task, status="queued"), 202
     stage = dec.advance(context.database(), backends, slug, initiator=current_api_actor().audit_name,
                         retention_days=days, settings=context.settings(), close_access=close_organisation)
     with context.database().transaction() as s:
@@ -131,7 +136,7 @@ def decommission(slug: str) -> Response:
 
 @bp.post("/<slug>/keys/rotate")
 @require_scope("keys:rotate")
-def rotate_key(slug: str) -> Response:
+def rotate_key(slug: str) -> Response | tuple[Response, int]:
     """A new version of the tenant's signing key signs from now on; `reason` is audited. Only a
     ready tenant's (409 otherwise); bad input or a refusal rotates nothing."""
     _visible(slug)
@@ -139,6 +144,10 @@ def rotate_key(slug: str) -> Response:
     backends, error = context.backends()
     if backends is None:
         raise error or InvalidInput("the key backend is not configured")
+    if not backends.holds_cloud:  # the console role: only the worker manages keys (tenancy.handoff)
+        task = queue_task(context.database(), ROTATE_KEY, slug, initiator=current_api_actor().audit_name,
+                          detail={"reason": reason})
+        return jsonify(slug=slug, task=task, status="queued"), 202
     done = rotate_signing_key(context.database(), backends.keys, slug,
                               initiator=current_api_actor().audit_name, reason=reason)
     forget_signing_key(slug)

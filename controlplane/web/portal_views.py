@@ -20,8 +20,9 @@ from controlplane.requests import service
 from controlplane.requests.lifecycle import Kind
 from controlplane.requests.rules import MAX_TEXT, QUOTA_KEYS, RequestRules, flatten
 from controlplane.tenancy import registry
+from controlplane.tenancy.snapshots import project_quotas
 from controlplane.tenancy.spec import TenantSpec
-from controlplane.tenancy.usage import DISPLAY_MAX_AGE, read_project_quotas
+from controlplane.tenancy.usage import DISPLAY_MAX_AGE
 from controlplane.web import context
 from controlplane.web.auth import login_required, require_role
 
@@ -71,6 +72,7 @@ class EnvironmentUsage:
     name: str
     rows: tuple[QuotaRow, ...]
     error: str = ""
+    age: int | None = None  # seconds since the worker read it (the console role); None: read live
 
 
 def _actor() -> Actor:
@@ -81,8 +83,12 @@ def _actor() -> Actor:
     return actor
 
 
-def _live_quotas(backends: Backends, project_id: str) -> dict[str, tuple[int, int | None]]:
-    q = read_project_quotas(backends.cloud, project_id, max_age=DISPLAY_MAX_AGE)
+Limits = dict[str, tuple[int, int | None]]  # quota key -> (limit, in use)
+
+
+def _live_quotas(backends: Backends, project_id: str) -> tuple[Limits, float | None]:
+    """Limits and usage by quota key, and their age when the worker recorded them (the console)."""
+    q, age = project_quotas(context.database(), backends, project_id, max_age=DISPLAY_MAX_AGE)
     c, n, v = q.compute, q.network, q.volume
     pairs = {
         "compute.cores": c.cores, "compute.ram_mb": c.ram, "compute.instances": c.instances,
@@ -92,7 +98,7 @@ def _live_quotas(backends: Backends, project_id: str) -> dict[str, tuple[int, in
         "network.security_group_rules": n.security_group_rules,
         "volume.gigabytes": v.gigabytes, "volume.volumes": v.volumes, "volume.snapshots": v.snapshots,
     }
-    return {k: (q.limit, q.in_use) for k, q in pairs.items()}
+    return {k: (q.limit, q.in_use) for k, q in pairs.items()}, age
 
 
 def _usage(spec: TenantSpec, resources: dict[str, str], only: str | None = None) -> list[EnvironmentUsage]:
@@ -103,7 +109,7 @@ def _usage(spec: TenantSpec, resources: dict[str, str], only: str | None = None)
             continue
         limits = flatten(env.quotas)
         live: dict[str, tuple[int, int | None]] = {}
-        error = ""
+        error, age = "", None
         project_id = resources.get(f"project:{env.name}")
         if not project_id:
             error = "not provisioned yet"
@@ -113,13 +119,13 @@ def _usage(spec: TenantSpec, resources: dict[str, str], only: str | None = None)
                 error = problem.message if problem else "backends unavailable"
             else:
                 try:
-                    live = _live_quotas(backends, project_id)
+                    live, age = _live_quotas(backends, project_id)
                 except ControlPlaneError as exc:
                     error = exc.message
         rows = tuple(
             QuotaRow(k, QUOTA_LABELS[k], limits[k], *(live.get(k) or (None, None))) for k in QUOTA_KEYS
         )
-        out.append(EnvironmentUsage(env.name, rows, error))
+        out.append(EnvironmentUsage(env.name, rows, error, None if age is None else int(age)))
     return out
 
 

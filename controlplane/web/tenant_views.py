@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response as WerkzeugResponse
 
@@ -17,10 +18,12 @@ from controlplane.requests.lifecycle import State
 from controlplane.requests.models import ResourceRequest
 from controlplane.tenancy import decommission as dec
 from controlplane.tenancy import registry
+from controlplane.tenancy.handoff import ADVANCE_DECOMMISSION, ROTATE_KEY, queue_task
 from controlplane.tenancy.keys import REASON_MAX, rotate_signing_key
 from controlplane.tenancy.models import PlaybookEvent, PlaybookRun, Tenant
 from controlplane.tenancy.service import queue_reconcile
-from controlplane.tenancy.usage import DISPLAY_MAX_AGE, read_project_quotas
+from controlplane.tenancy.snapshots import project_quotas
+from controlplane.tenancy.usage import DISPLAY_MAX_AGE
 from controlplane.web import context
 from controlplane.web.api_documents import forget_signing_key
 from controlplane.web.auth import fresh_auth_required, login_required
@@ -110,7 +113,8 @@ def detail(slug: str) -> str:
 
 def _usage(resources: dict[str, str], environments: Any, *, fresh: bool = False) -> dict[str, Any]:
     """Quota and usage per environment, read live from OpenStack (at most DISPLAY_MAX_AGE old
-    unless `fresh`); errors are shown, not raised."""
+    unless `fresh`), or in the console role as the worker recorded them, with their age; errors
+    are shown, not raised."""
     backends, error = context.backends()
     out: dict[str, Any] = {}
     for env in environments:
@@ -122,12 +126,13 @@ def _usage(resources: dict[str, str], environments: Any, *, fresh: bool = False)
             out[env.name] = {"error": error.message if error else "backends unavailable"}
             continue
         try:
-            q = read_project_quotas(backends.cloud, project_id, max_age=0.0 if fresh else DISPLAY_MAX_AGE)
+            q, age = project_quotas(context.database(), backends, project_id,
+                                    max_age=0.0 if fresh else DISPLAY_MAX_AGE)
             c, n, v = q.compute, q.network, q.volume
         except ControlPlaneError as exc:
             out[env.name] = {"error": exc.message}
             continue
-        out[env.name] = {"rows": [
+        out[env.name] = {"age": None if age is None else int(age), "rows": [
             ("cores", c.cores), ("RAM (MiB)", c.ram), ("instances", c.instances), ("networks", n.networks),
             ("ports", n.ports), ("routers", n.routers), ("floating IPs", n.floatingips),
             ("volume GB", v.gigabytes), ("volumes", v.volumes)]}
@@ -156,6 +161,12 @@ def rotate_key(slug: str) -> WerkzeugResponse:
         raise InvalidInput(error.message if error else "the key backend is not configured")
     # One character over the limit, so an overlong reason is refused rather than cut short.
     reason = request.form.get("reason", "")[: REASON_MAX + 1]
+    if not backends.holds_cloud:  # the console role: only the worker manages keys (tenancy.handoff)
+        task = queue_task(context.database(), ROTATE_KEY, slug, initiator=actor.audit_name,
+                          detail={"reason": reason})
+        flash(gettext("%(slug)s: key rotation queued (task %(task)d); the worker makes it in its next pass.",
+                      slug=slug, task=task))
+        return redirect(url_for("tenants.detail", slug=slug))
     done = rotate_signing_key(context.database(), backends.keys, slug, initiator=actor.audit_name,
                               reason=reason)
     forget_signing_key(slug)
@@ -181,6 +192,12 @@ def decommission(slug: str) -> WerkzeugResponse:
     days = request.form.get("retention_days", "365") if stage == "retained" else "0"
     if not days.isdigit() or int(days) > 36500:
         raise InvalidInput("retention days must be a whole number between 0 and 36500")
+    if not backends.holds_cloud:  # the console role: the worker holds the cloud (tenancy.handoff)
+        task = queue_task(context.database(), ADVANCE_DECOMMISSION, slug, initiator=actor.audit_name,
+                          detail={"retention_days": int(days), "stage": stage})
+        flash(gettext("%(slug)s: decommission stage '%(stage)s' queued (task %(task)d); the worker takes "
+                      "it in its next pass.", slug=slug, stage=stage, task=task))
+        return redirect(url_for("tenants.detail", slug=slug))
     dec.advance(context.database(), backends, slug, initiator=actor.audit_name, retention_days=int(days),
                 settings=context.settings(), close_access=close_organisation)
     flash(f"{slug}: decommission stage '{stage}' done.")

@@ -23,11 +23,11 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 from wtforms import ValidationError
 
-from controlplane.documents.models import Document
+from controlplane.documents.models import Document, VerificationCount
 from controlplane.documents.publication import current_trust_list, publish_trust_list
 from controlplane.documents.verification import PublicKeyCache, Verdict, VerificationResult, verify_token
 from controlplane.errors import ControlPlaneError, InvalidInput
-from controlplane.storage import Database, as_utc
+from controlplane.storage import Base, Database, as_utc
 from controlplane.web import context
 from controlplane.web.ratelimit import TokenBucketLimiter, retry_after_header
 from controlplane.web.verification_counts import VerificationCounter
@@ -230,7 +230,9 @@ def cached_trust_list() -> bytes:
         if cached is not None and time.monotonic() - cached[0] < TRUST_LIST_MAX_AGE:
             return cached[1]
         keys = None
-        if context.settings().role != "verification":
+        # Only a `full` process holds the trust-root key; the console and the verification service
+        # serve what the worker's publisher stored (documents.publication).
+        if context.settings().role == "full":
             backends, error = context.backends()
             if backends is None:
                 raise error or InvalidInput("the key backend is not configured")
@@ -245,7 +247,9 @@ def republish_trust_list(initiator: str) -> None:
     """After a revocation here: publish at once, so the next download carries it (other workers'
     caches within 60 s). Vault being down leaves it to the worker's next pass."""
     backends, _error = context.backends()
-    if backends is not None:
+    # The console cannot sign a trust list: the worker publishes on its next pass (revocations
+    # changed), and verifiers pick it up within TRUST_LIST_MAX_AGE after that.
+    if backends is not None and context.settings().role == "full":
         try:
             publish_trust_list(context.database(), backends.keys, initiator=initiator)
         except ControlPlaneError as exc:
@@ -271,10 +275,16 @@ def _rate_limited(exc: RateLimited) -> tuple[Response, int, dict[str, str]]:
 
 def init_app(app: Flask) -> None:
     settings = app.extensions["controlplane.settings"]
+    counts_db = app.extensions["controlplane.db"]
+    if settings.role == "verification" and settings.verification_counts_database_url:
+        # A read-only registry connection (SQLite, tenancy.verifier_db): the counts go to a file of
+        # the service's own, made here on first start.
+        counts_db = Database(settings.verification_counts_database_url)
+        Base.metadata.tables[VerificationCount.__tablename__].create(counts_db.engine, checkfirst=True)
+        app.extensions["controlplane.closers"].append(counts_db.dispose)
     app.extensions[STATE] = VerificationState(
         limiter=TokenBucketLimiter(settings.verify_rate_per_minute, settings.verify_rate_burst),
-        counter=VerificationCounter(app.extensions["controlplane.db"],
-                                    flush_seconds=settings.verify_counts_flush_seconds),
+        counter=VerificationCounter(counts_db, flush_seconds=settings.verify_counts_flush_seconds),
         keys=PublicKeyCache(app.extensions["controlplane.db"]),
     )
     app.extensions["controlplane.closers"].append(app.extensions[STATE].counter.close)

@@ -1,40 +1,71 @@
-"""The control plane's OpenBao policy, for scripts/devvault (run with <repo>/.venv/bin/python).
+"""The control plane's OpenBao policies, for scripts/devvault (run with <repo>/.venv/bin/python).
 
-Single source of truth: controlplane.backends.keys, the module that uses the token, so the
-local OpenBao grants exactly what the adapter needs (least privilege: signing keys, tenant-*
-policies and the retired-keys policy, AppRoles, KV; no mounts, no tokens, no audit).
+Single source of truth: controlplane.backends.keys, the module that uses the tokens, so the
+local OpenBao grants each role exactly what it needs (issue 12, least privilege per process):
 
-  policy.py hcl            the `controlplane` policy for mounts transit/ and kv/
-  policy.py token-policies the policies of the control plane's token (besides `default`)
-  policy.py check          read `bao token lookup -format=json` on stdin; exit 0 if the token
-                           carries exactly default + token-policies
-  policy.py witness-hcl    the `witness` policy of the witness's own OpenBao (controlplane.witness)
-  policy.py witness-check  as check, for the witness token: exactly default + witness
+  console    obtain one organisation's signing identity at a time (AppRole secret_id), nothing else
+  worker     tenant keys, tenant-* policies, AppRoles, tenant KV; signs nothing
+  publisher  sign with the trust-root and audit keys only (trust lists, audit checkpoints)
+
+  policy.py roles               the roles, one a line
+  policy.py hcl ROLE            the policy of ROLE for mounts transit/, kv/ and approle/
+  policy.py policy-name ROLE    its name in OpenBao
+  policy.py token-policies ROLE the policies of ROLE's token (besides `default`)
+  policy.py check ROLE          read `bao token lookup -format=json` on stdin; exit 0 if the token
+                                carries exactly default + token-policies
+
+  policy.py witness-hcl         the `witness` policy of the witness's own OpenBao (controlplane.witness)
+  policy.py witness-check       as check, for the witness token: exactly default + witness
 """
 
 import json
 import sys
 
-from controlplane.backends.keys import RETIRED_KEYS_POLICY, controlplane_policy_hcl
+from controlplane.backends.keys import (
+    CONSOLE_POLICY,
+    PUBLISHER_POLICY,
+    RETIRED_KEYS_POLICY,
+    WORKER_POLICY,
+    console_policy_hcl,
+    publisher_policy_hcl,
+    worker_policy_hcl,
+)
 from controlplane.witness.signer import witness_policy_hcl
 
-TOKEN_POLICIES = ["controlplane", RETIRED_KEYS_POLICY]
+POLICIES = {
+    "console": (CONSOLE_POLICY, console_policy_hcl),
+    "worker": (WORKER_POLICY, lambda: worker_policy_hcl(transit_mount="transit", kv_mount="kv")),
+    "publisher": (PUBLISHER_POLICY, lambda: publisher_policy_hcl(transit_mount="transit")),
+}
+
+
+def token_policies(role: str) -> list[str]:
+    return [POLICIES[role][0], RETIRED_KEYS_POLICY]
 
 
 def main() -> int:
     what = sys.argv[1]
-    if what == "hcl":
-        sys.stdout.write(controlplane_policy_hcl(transit_mount="transit", kv_mount="kv"))
-    elif what == "witness-hcl":
+    role = sys.argv[2] if len(sys.argv) > 2 else ""
+    if what == "roles":
+        print("\n".join(POLICIES))
+        return 0
+    if what == "witness-hcl":
         sys.stdout.write(witness_policy_hcl(transit_mount="transit", key="witness"))
-    elif what == "witness-check":
+        return 0
+    if what == "witness-check":
         policies = json.load(sys.stdin)["data"]["policies"]
         return 0 if sorted(policies) == ["default", "witness"] else 1
+    if role not in POLICIES:
+        return 2
+    if what == "hcl":
+        sys.stdout.write(POLICIES[role][1]())
+    elif what == "policy-name":
+        print(POLICIES[role][0])
     elif what == "token-policies":
-        print(" ".join(TOKEN_POLICIES))
+        print(" ".join(token_policies(role)))
     elif what == "check":
         policies = json.load(sys.stdin)["data"]["policies"]
-        return 0 if sorted(policies) == sorted(["default", *TOKEN_POLICIES]) else 1
+        return 0 if sorted(policies) == sorted(["default", *token_policies(role)]) else 1
     else:
         return 2
     return 0

@@ -45,6 +45,7 @@ from controlplane.tenancy.services import (
     verification_extravars,
 )
 from controlplane.tenancy.spec import parse_spec
+from controlplane.tenancy.verifier_db import drop_verifier, grant_verifier, verifier_database
 from tests.fixtures.ansible import process_alive
 from tests.fixtures.documents import signing_caller
 from tests.fixtures.tenancy import spec_text
@@ -58,8 +59,10 @@ START_TASK = "Start the verification service"
 @pytest.fixture
 def service_settings(settings: Settings, vault_server: DevVault, controlplane_token: str) -> Settings:
     # no rate limit: the test asks several times from one address
+    # verification_os_user "": this interpreter lives under /root, out of reach of another user
     return settings.replace(
-        vault_addr=vault_server.addr, vault_token=controlplane_token, verify_rate_per_minute=0
+        vault_addr=vault_server.addr, vault_token=controlplane_token, verify_rate_per_minute=0,
+        verification_os_user="",
     )
 
 
@@ -105,12 +108,16 @@ def _event_status(result: RunResult, task: str) -> list[str]:
 class Deployment:
     """Runs the playbook for one service dir and port; `remove()` always runs at teardown."""
 
-    def __init__(self, automation: AnsibleAutomation, settings: Settings, directory: Path, port: int) -> None:
+    def __init__(self, automation: AnsibleAutomation, settings: Settings, directory: Path, port: int,
+                 database: Database) -> None:
         self.automation, self.settings, self.directory, self.port = automation, settings, directory, port
+        self.database = database
         # once: other work on the tree must not look like a new release between two runs
         self.release = release_digest()
 
     def run(self, state: str = "present", settings: Settings | None = None) -> RunResult:
+        if state == "present":  # what the worker does before each deploy (PlaybookJob.prepare)
+            grant_verifier(self.database, self.settings)
         extravars = verification_extravars(
             settings or self.settings, directory=self.directory, port=self.port, state=state,
             release=self.release, workers=1, threads=4,
@@ -134,11 +141,12 @@ class Deployment:
 def deployment(
     service_automation: AnsibleAutomation, service_settings: Settings, database: Database, tmp_path: Path
 ) -> Iterator[Deployment]:
-    deployed = Deployment(service_automation, service_settings, tmp_path / "svc", closed_port())
+    deployed = Deployment(service_automation, service_settings, tmp_path / "svc", closed_port(), database)
     try:
         yield deployed
     finally:
         deployed.remove()
+        drop_verifier(database, service_settings)
 
 
 def test_deploy_verify_rerun_restart_remove(
@@ -212,12 +220,15 @@ def test_secrets_stay_out_of_the_kept_run(deployment: Deployment) -> None:
     result = deployment.run()
     assert result.ok, result.summary
     token, database_url = deployment.settings.vault_token, deployment.settings.effective_database_url
+    own_url = verifier_database(deployment.settings, deployment.directory).url
     kept = Path(result.artifacts_dir)
     texts = [p.read_text(errors="replace") for p in kept.rglob("*") if p.is_file()]
     assert texts, "the run's artifacts are kept for the console"
-    assert not any(database_url in text for text in texts), "the database URL is scrubbed from the kept run"
+    assert not any(own_url in text for text in texts), "the database URL is scrubbed from the kept run"
     config = (deployment.directory / "verification.toml").read_text()
-    assert database_url in config
+    # its own credential (read-only but for the counts), never the control plane's read-write one
+    assert own_url in config and database_url not in config
+    assert not deployment.directory.is_relative_to(Path(deployment.settings.instance_path).resolve())
     # the service holds no Vault credential at all: it serves the trust list the control plane published
     assert token not in config and "vault_token" not in config
     events = json.dumps([e.message for e in result.events])
@@ -234,7 +245,8 @@ def test_reconciler_deploys_the_services_a_spec_lists(
 ) -> None:
     purge(tenant_slug)
     settings = tenancy_settings.replace(
-        vault_token=controlplane_token, verification_port=closed_port(), verify_rate_per_minute=0
+        vault_token=controlplane_token, verification_port=closed_port(), verify_rate_per_minute=0,
+        verification_os_user="",
     )
     text = spec_text(tenant_slug, staging=False).replace(
         "services: [document-signing, official-mail]", f"services: [{VERIFICATION_SERVICE}]"
@@ -274,7 +286,9 @@ def test_reconciler_deploys_the_services_a_spec_lists(
         assert not directory.exists()
         assert remove_services(spec, db=database, backends=backends, settings=settings, run_id="test") == 1
     finally:
-        Deployment(backends.automation, settings, directory, settings.verification_port).remove()  # type: ignore[arg-type]
+        Deployment(backends.automation, settings, directory, settings.verification_port,  # type: ignore[arg-type]
+                   database).remove()
+        drop_verifier(database, settings)
 
 
 def test_verification_role_serves_only_the_public_routes(settings: Settings, database: Database) -> None:
@@ -287,5 +301,5 @@ def test_verification_role_serves_only_the_public_routes(settings: Settings, dat
     response = app.test_client().get("/")
     assert response.status_code == 404 and response.is_json, "no console page to render errors into"
     app.extensions["controlplane.db"].dispose()
-    with pytest.raises(InvalidSettings, match="role: 'console' is not one of full, verification"):
-        load_settings({"instance_path": settings.instance_path, "role": "console"}, environ={})
+    with pytest.raises(InvalidSettings, match="role: 'admin' is not one of full, console, worker"):
+        load_settings({"instance_path": settings.instance_path, "role": "admin"}, environ={})

@@ -45,10 +45,19 @@ def test_only_a_spec_listing_the_service_deploys_it(settings: Settings, verifica
     assert all((Path(settings.playbooks_dir) / name).is_file() for name in (job.playbook, *job.templates))
     assert job.extravars["state"] == "present"
     assert job.extravars["port"] == settings.verification_port
-    assert job.extravars["service_dir"].endswith("/services/shared-verification-verification-service")
-    # the database URL travels under a key the automation backend scrubs; no Vault credential at all
-    assert job.extravars["service_secrets"] == {"database_url": "postgresql://cp:s3cret-pw@db.example/cp"}
-    assert "hvs.bench-token" not in repr(job.extravars)
+    # its own directory, outside the control plane's instance folder
+    home = Path(settings.instance_path).resolve().parent / "verification-home"
+    assert job.extravars["service_dir"] == str(home / "shared-verification-verification-service")
+    assert not Path(job.extravars["service_dir"]).is_relative_to(Path(settings.instance_path).resolve())
+    # its own database role travels under a key the automation backend scrubs; never the control
+    # plane's read-write credential, no Vault credential at all
+    password = (Path(settings.instance_path) / "verifier-db-password").read_text()
+    assert job.extravars["service_secrets"] == {
+        "database_url": f"postgresql://cp_verify:{password}@db.example/cp",
+        "verification_counts_database_url": "",
+    }
+    assert "s3cret-pw" not in repr(job.extravars) and "hvs.bench-token" not in repr(job.extravars)
+    assert job.prepare is not None  # the worker grants the role before the playbook runs
     health = load_spec_file(REPO_ROOT / "tenants" / "health.yaml")
     assert service_jobs(health, settings) == []
 
@@ -64,7 +73,7 @@ def test_digest_changes_with_settings_playbook_template_and_release(
     assert digest(settings) == first, "nothing changed, nothing to run"
     assert digest(settings.replace(verification_port=8099)) != first
     assert digest(settings.replace(verify_rate_burst=5)) != first
-    assert digest(settings.replace(database_url="postgresql://cp:other@db.example/cp")) != first
+    assert digest(settings.replace(database_url="postgresql://cp:s3cret-pw@db2.example/cp")) != first
     template = playbooks / VERIFICATION_TEMPLATES[0]
     template.write_text(template.read_text() + "# changed\n")
     assert digest(settings) != first

@@ -7,6 +7,8 @@ import signal
 import threading
 import time
 
+from controlplane.backends.stopping import stopping
+
 RUN_MARKER_ENV = "CONTROLPLANE_ANSIBLE_RUN"
 
 
@@ -21,6 +23,8 @@ class Stopper:
         self.killed = 0
 
     def __call__(self) -> bool:
+        if stopping():  # the worker is stopping (SIGTERM): no run outlives it
+            self.cancel.set()
         if not self.cancel.is_set() and time.monotonic() < self.deadline:
             return False
         self.timed_out = not self.cancel.is_set()
