@@ -76,10 +76,13 @@ def log_key(ctx: Any) -> None:
     """Print the audit key's C2SP verifier key(s) for the log's origin (what a witness trusts);
     the key is made in Vault on first use."""
     from controlplane.audit.checkpoints import AUDIT_KEY
+    from controlplane.backends import load_publisher_keys
     from controlplane.backends.vault import VaultKeys
     from controlplane.tlog.note import ed25519_verifier
 
-    public = VaultKeys.from_settings(ctx.settings).ensure_signing_key(AUDIT_KEY).public_keys
+    # the audit key is the publisher's to create (vault_publisher_token) where there is one
+    keys = load_publisher_keys(ctx.settings) or VaultKeys.from_settings(ctx.settings)
+    public = keys.ensure_signing_key(AUDIT_KEY).public_keys
     for version in sorted(public):
         click.echo(ed25519_verifier(ctx.settings.audit_origin, public[version]).vkey())
 
