@@ -30,6 +30,7 @@ from controlplane.backends.vault import VaultKeys
 from controlplane.documents.signer import OrgSigner
 from controlplane.errors import BackendPermissionDenied
 from controlplane.storage import Database
+from tests.fixtures.documents import signing_caller
 from tests.fixtures.vault import KV_MOUNT, TRANSIT_MOUNT, DevServer, DevVault, fresh_name
 
 
@@ -75,8 +76,10 @@ def roles(vault_server: DevVault, vault_dev_server: DevServer, vault_keys: Vault
                               secret_id_ttl=600, secret_id_num_uses=0)
     worker.make_key_verify_only(signing_key_name(slugs[2]))
     publisher = _keys(vault_server.addr, tokens[PUBLISHER_POLICY])
-    for key in (TRUST_ROOT_KEY, AUDIT_KEY, WITNESS_KEY):
+    for key in (TRUST_ROOT_KEY, AUDIT_KEY):
         publisher.ensure_signing_key(key)
+    # the same-Vault "witness" key of older deployments: no policy of the control plane signs with it
+    vault_keys.ensure_signing_key(WITNESS_KEY)
     yield RoleTokens(vault_server.addr, tokens[CONSOLE_POLICY], tokens[WORKER_POLICY],
                      tokens[PUBLISHER_POLICY], *slugs)
     for slug in slugs:
@@ -146,18 +149,21 @@ def test_console_adapter_cannot_sign_with_platform_or_tenant_keys(roles: RoleTok
         console.close()
 
 
-def test_console_obtains_an_identity_that_signs_with_that_organisation_only(roles: RoleTokens) -> None:
+def test_console_obtains_an_identity_that_signs_with_that_organisation_only(
+    roles: RoleTokens, database: Database
+) -> None:
     console = _keys(roles.addr, roles.console)
-    with OrgSigner(console) as signer:
-        [signature] = signer.sign(roles.tenant, [b"an official letter"])
+    with OrgSigner(console, database) as signer:
+        caller = signing_caller(database, roles.tenant)  # one of the organisation's own tokens
+        _checked, [signature] = signer.sign(caller, [b"an official letter"])
         assert signature.key_name == signing_key_name(roles.tenant)
-        identity = signer.identity(roles.tenant)
+        identity = signer.identity(caller)
         for key in (signing_key_name(roles.other), TRUST_ROOT_KEY, AUDIT_KEY, WITNESS_KEY):
             with pytest.raises(BackendPermissionDenied):
                 identity.sign(key, [b"forged"])
         # a retired tenant's identity, obtained the same way, cannot sign: the key stays retired
         with pytest.raises(BackendPermissionDenied):
-            signer.sign(roles.retired, [b"after decommission"])
+            signer.sign(signing_caller(database, roles.retired), [b"after decommission"])
     console.close()
 
 
@@ -184,7 +190,7 @@ def test_publisher_token_signs_trust_lists_and_checkpoints_only(roles: RoleToken
         for key in (TRUST_ROOT_KEY, AUDIT_KEY):
             [signature] = publisher.sign(key, [b"checkpoint"])
             assert signature.key_name == key
-        for key in (signing_key_name(roles.tenant), signing_key_name(roles.other)):
+        for key in (signing_key_name(roles.tenant), signing_key_name(roles.other), WITNESS_KEY):
             with pytest.raises(BackendPermissionDenied):
                 publisher.sign(key, [b"forged"])
         assert _status(roles.addr, roles.publisher, "POST",
@@ -200,7 +206,7 @@ def test_platform_key_names_match_the_modules_that_use_them() -> None:
     from controlplane.documents import trustlist
 
     assert (TRUST_ROOT_KEY, AUDIT_KEY, WITNESS_KEY) == (
-        trustlist.ROOT_KEY_NAME, checkpoints.AUDIT_KEY, checkpoints.WITNESS_KEY)
+        trustlist.ROOT_KEY_NAME, checkpoints.AUDIT_KEY, checkpoints.LEGACY_WITNESS_KEY)
 
 
 def test_worker_publishes_and_sequences_only_through_the_publisher_identity(
