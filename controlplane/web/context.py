@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import threading
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
-from controlplane.accounts.service import Actor
-from controlplane.backends import Backends
 from controlplane.errors import ControlPlaneError
 from controlplane.settings import Settings
 from controlplane.storage import Database
+
+if TYPE_CHECKING:  # types only: the public channel imports this module, and no accounts or Vault code
+    from controlplane.accounts.service import Actor
+    from controlplane.backends import Backends
 
 _backends_lock = threading.Lock()
 
@@ -42,11 +44,11 @@ def backends() -> tuple[Backends | None, ControlPlaneError | None]:
                     ext["controlplane.backends"] = ext["controlplane.backends_factory"]()
                 except ControlPlaneError as exc:
                     return None, exc
-    return cast(Backends, ext["controlplane.backends"]), None
+    return cast("Backends", ext["controlplane.backends"]), None
 
 
 def actor() -> Actor | None:
-    return cast(Actor | None, g.get("actor"))
+    return cast("Actor | None", g.get("actor"))
 
 
 def _close_session(_exc: BaseException | None) -> None:

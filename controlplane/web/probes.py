@@ -15,7 +15,7 @@ from controlplane.doctor import check_database, check_everything
 from controlplane.errors import NotAuthenticated
 from controlplane.metrics import BACKEND_UP, render_latest
 from controlplane.web import context
-from controlplane.web.api_auth import current_api_actor, has_bearer
+from controlplane.web.bearer import current_api_actor, has_bearer
 
 bp = Blueprint("probes", __name__)
 

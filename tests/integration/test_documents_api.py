@@ -22,7 +22,7 @@ from controlplane.backends import Backends
 from controlplane.documents.models import Document, VerificationCount
 from controlplane.settings import Settings
 from controlplane.storage import Database
-from controlplane.web.verify_views import STATE, VerificationState
+from controlplane.web.public.verify_views import STATE, VerificationState
 from tests.fixtures.app import csrf_token_from
 
 pytestmark = [pytest.mark.integration]

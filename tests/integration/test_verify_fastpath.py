@@ -16,8 +16,8 @@ from controlplane.documents.revocation import revoke_document, supersede_documen
 from controlplane.documents.signer import OrgSigner
 from controlplane.settings import Settings
 from controlplane.storage import Database
-from controlplane.web.verify_fastpath import VerifyApiFastPath
-from controlplane.web.verify_views import STATE, VerificationState
+from controlplane.web.public.verify_fastpath import VerifyApiFastPath
+from controlplane.web.public.verify_views import STATE, VerificationState
 from tests.fixtures.documents import registry_lookup, signing_caller
 
 pytestmark = pytest.mark.integration

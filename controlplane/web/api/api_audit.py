@@ -21,7 +21,7 @@ from controlplane.audit.checkpoints import (
 from controlplane.audit.models import AuditCheckpoint
 from controlplane.errors import InvalidInput
 from controlplane.web import context
-from controlplane.web.api_auth import require_scope
+from controlplane.web.api.api_auth import require_scope
 
 bp = Blueprint("api_audit", __name__, url_prefix="/api/v1/audit")
 

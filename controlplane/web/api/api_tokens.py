@@ -25,8 +25,8 @@ from controlplane.errors import InvalidInput, NotFound
 from controlplane.storage import as_utc, utcnow
 from controlplane.tenancy.registry import live_org_slugs
 from controlplane.web import context
-from controlplane.web.api_auth import challenge_on_401, current_api_actor, require_scope
-from controlplane.web.api_body import read_body, text_field, whole_number
+from controlplane.web.api.api_auth import challenge_on_401, current_api_actor, require_scope
+from controlplane.web.api.api_body import read_body, text_field, whole_number
 
 bp = Blueprint("api_tokens", __name__, url_prefix="/api/v1/tokens")
 challenge_on_401(bp)

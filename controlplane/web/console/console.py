@@ -21,7 +21,7 @@ from controlplane.accounts.service import (
 )
 from controlplane.errors import InvalidInput
 from controlplane.web import context
-from controlplane.web.auth import SESSION_KEY, login_required, require_role, set_pending
+from controlplane.web.console.auth import SESSION_KEY, login_required, require_role, set_pending
 from controlplane.web.probes import current_health
 
 bp = Blueprint("console", __name__)

@@ -14,14 +14,14 @@ from controlplane.accounts import sessions as account_sessions
 from controlplane.accounts.service import Actor
 from controlplane.errors import InvalidInput
 from controlplane.web import context
-from controlplane.web.auth import (
+from controlplane.web.console.auth import (
     MAX_REPLAYED,
     current_session_hash,
     login_required,
     reauth_prompt,
     secret_box,
 )
-from controlplane.web.console import MAX_FIELD, safe_next
+from controlplane.web.console.console import MAX_FIELD, safe_next
 
 bp = Blueprint("sessions", __name__, url_prefix="/account")
 

@@ -16,8 +16,8 @@ from controlplane.accounts.service import Actor
 from controlplane.errors import ControlPlaneError, InvalidInput
 from controlplane.tenancy.registry import live_org_slugs
 from controlplane.web import context
-from controlplane.web.auth import fresh_auth_required, login_required, require_role
-from controlplane.web.console import MAX_FIELD
+from controlplane.web.console.auth import fresh_auth_required, login_required, require_role
+from controlplane.web.console.console import MAX_FIELD
 
 bp = Blueprint("staff", __name__)
 

@@ -5,10 +5,9 @@ own signed documents with a scoped token, and lists everything its key signed wi
 from __future__ import annotations
 
 import re
-import threading
-from typing import Any, cast
+from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request, url_for
 
 from controlplane.documents.callers import token_caller
 from controlplane.documents.claims import DOC_TYPE_PATTERN
@@ -17,22 +16,22 @@ from controlplane.documents.issuance import (
     IssuedDocument,
     NewDocument,
     issue_documents,
-    mask_recipient,
 )
 from controlplane.documents.issued import DEFAULT_LIMIT, MAX_LIMIT, list_issued, parse_filter_time
+from controlplane.documents.masking import mask_recipient
 from controlplane.documents.models import Document
 from controlplane.documents.qr import qr_png, qr_svg
 from controlplane.documents.revocation import MAX_REASON, revoke_document, supersede_document
-from controlplane.documents.signer import OrgSigner
-from controlplane.documents.tokens import MAX_TOKEN_CHARS, verification_url
-from controlplane.documents.verification import Verdict, VerificationResult
+from controlplane.documents.tokens import verification_url
 from controlplane.errors import InvalidInput, NotAuthenticated, NotFound, PermissionDenied
 from controlplane.storage import as_utc
 from controlplane.web import context
-from controlplane.web.api_audit import checkpoint_body
-from controlplane.web.api_auth import current_api_actor, require_scope
-from controlplane.web.api_body import json_object, read_json
-from controlplane.web.verify_views import TooLarge, republish_trust_list, verify_for_client
+from controlplane.web.api.api_audit import checkpoint_body
+from controlplane.web.api.api_auth import current_api_actor, require_scope
+from controlplane.web.api.api_body import json_object, read_json
+from controlplane.web.public.verify_api import verify
+from controlplane.web.public.verify_views import TooLarge, republish_trust_list
+from controlplane.web.signing import org_signer
 
 bp = Blueprint("api_documents", __name__, url_prefix="/api/v1")
 
@@ -40,36 +39,8 @@ bp = Blueprint("api_documents", __name__, url_prefix="/api/v1")
 MAX_BODY = 5 * 1024 * 1024
 SERIAL = re.compile(r"^[0-9a-f]{32}$")
 SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
-TOKEN_TEXT = re.compile(rf"[A-Za-z2-7]{{1,{MAX_TOKEN_CHARS}}}")
 ITEM_FIELDS = frozenset({"doc_type", "title", "recipient", "sha256", "expires_at"})
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_SIGNER = "controlplane.org_signer"
-_signer_lock = threading.Lock()
-
-
-def _signer() -> OrgSigner:
-    """One OrgSigner per process: it caches each org's Vault identity across requests."""
-    ext = current_app.extensions
-    if ext.get(_SIGNER) is None:
-        backends, error = context.backends()
-        if backends is None:
-            raise error or InvalidInput("the key backend is not configured")
-        with _signer_lock:
-            if ext.get(_SIGNER) is None:
-                signer = ext[_SIGNER] = OrgSigner(backends.keys, context.database())
-                # At shutdown its Vault identities go, their secret_ids destroyed.
-                ext["controlplane.closers"].append(signer.close)
-    return cast(OrgSigner, ext[_SIGNER])
-
-
-def forget_signing_key(org: str) -> None:
-    """After a rotation: this process signs the org's next document with the new version at once
-    (other processes reread the key within signer.KEY_MAX_AGE)."""
-    signer = current_app.extensions.get(_SIGNER)
-    if signer is not None:
-        cast(OrgSigner, signer).forget(org)
-
-
 def _item(value: object, where: str) -> NewDocument:
     """One document: identifiers exactly as documented (NewDocument.parse would also fold spaces in
     them), then the shared validation."""
@@ -181,7 +152,7 @@ def create_documents() -> tuple[Response, int]:
         raise InvalidInput("qr_svg: expected true or false")
     items, is_batch = parse_items(read_json(required=True, limit=MAX_BODY, too_large=TooLarge))
     caller = token_caller(actor)  # an operator token or another org's: 403 before anything is signed
-    issued = issue_documents(context.database(), _signer(), caller, items,
+    issued = issue_documents(context.database(), org_signer(), caller, items,
                              base_url=context.settings().verify_base_url)
     with_svg = flag == "true" or (not is_batch and flag is None)
     rendered = [issued_json(doc, with_svg=with_svg) for doc in issued]
@@ -263,21 +234,5 @@ def supersede(serial: str) -> Response:
     return jsonify(document_json(doc))
 
 
-@bp.get("/verify/<token>")
-def verify(token: str) -> Response | tuple[Response, int]:
-    """Public: the verdict of a token as JSON (no personal data beyond the masked recipient). Text
-    that cannot be a token at all is also a 400, with the same verdict in the body. Plain GETs are
-    answered in front of Flask by verify_fastpath with the same body; this view serves the rest."""
-    result = verify_for_client(token)  # counted and rate-limited whatever it is
-    status, body = verdict_body(token, result)
-    return jsonify(body), status
-
-
-def verdict_body(token: str, result: VerificationResult) -> tuple[int, dict[str, object]]:
-    """The status and JSON body of a verdict, for this view and the fast path alike."""
-    # Any other verdict means the token decoded, so it is base32 of an allowed length: only a
-    # malformed one needs the text checked (a 200-character regex per call otherwise).
-    if result.verdict is Verdict.MALFORMED and not TOKEN_TEXT.fullmatch(token):
-        return 400, {"error": "Malformed token", "message": f"a token is 1 to {MAX_TOKEN_CHARS} "
-                     "base32 characters (A-Z, 2-7)", **result.to_json()}
-    return 200, result.to_json()
+# The public verdict keeps its endpoint name api_documents.verify; the view lives in web.public.
+bp.add_url_rule("/verify/<token>", "verify", verify)

@@ -29,8 +29,8 @@ from controlplane.documents.verification import PublicKeyCache, Verdict, Verific
 from controlplane.errors import ControlPlaneError, InvalidInput
 from controlplane.storage import Base, Database, as_utc
 from controlplane.web import context
-from controlplane.web.ratelimit import TokenBucketLimiter, retry_after_header
-from controlplane.web.verification_counts import VerificationCounter
+from controlplane.web.public.ratelimit import TokenBucketLimiter, retry_after_header
+from controlplane.web.public.verification_counts import VerificationCounter
 
 bp = Blueprint("verify", __name__)
 

@@ -24,7 +24,7 @@ from controlplane.tenancy.snapshots import project_quotas
 from controlplane.tenancy.spec import TenantSpec
 from controlplane.tenancy.usage import DISPLAY_MAX_AGE
 from controlplane.web import context
-from controlplane.web.auth import login_required, require_role
+from controlplane.web.console.auth import login_required, require_role
 
 log = logging.getLogger(__name__)
 bp = Blueprint("portal", __name__, url_prefix="/portal")

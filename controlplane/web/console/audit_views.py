@@ -25,8 +25,8 @@ from controlplane.audit import queries as q
 from controlplane.errors import InvalidInput
 from controlplane.metrics import AUDIT_EXPORTS_TOTAL
 from controlplane.web import context
-from controlplane.web.audit_chart import build_chart
-from controlplane.web.auth import login_required, require_role
+from controlplane.web.console.audit_chart import build_chart
+from controlplane.web.console.auth import login_required, require_role
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 

@@ -17,9 +17,9 @@ from controlplane.tenancy.keys import check_reason, rotate_signing_key
 from controlplane.tenancy.models import Tenant
 from controlplane.tenancy.service import queue_reconcile
 from controlplane.web import context
-from controlplane.web.api_auth import challenge_on_401, current_api_actor, require_scope
-from controlplane.web.api_body import read_body, whole_number
-from controlplane.web.api_documents import forget_signing_key
+from controlplane.web.api.api_auth import challenge_on_401, current_api_actor, require_scope
+from controlplane.web.api.api_body import read_body, whole_number
+from controlplane.web.signing import forget_signing_key
 
 bp = Blueprint("api_tenants", __name__, url_prefix="/api/v1/tenants")
 challenge_on_401(bp)

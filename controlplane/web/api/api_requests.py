@@ -20,8 +20,8 @@ from controlplane.requests.rules import ENVIRONMENT_NAME, RequestRules, parse_qu
 from controlplane.requests.service import RequestView
 from controlplane.storage import as_utc
 from controlplane.web import context
-from controlplane.web.api_auth import challenge_on_401, current_api_actor, require_scope
-from controlplane.web.api_body import read_body, text_field
+from controlplane.web.api.api_auth import challenge_on_401, current_api_actor, require_scope
+from controlplane.web.api.api_body import read_body, text_field
 
 bp = Blueprint("api_requests", __name__, url_prefix="/api/v1/requests")
 challenge_on_401(bp)

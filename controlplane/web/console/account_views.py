@@ -33,7 +33,7 @@ from controlplane.errors import InvalidInput, PermissionDenied
 from controlplane.storage import utcnow
 from controlplane.tenancy.registry import live_org_slugs
 from controlplane.web import context
-from controlplane.web.auth import (
+from controlplane.web.console.auth import (
     end_pending,
     fresh_auth_required,
     login_required,
@@ -42,7 +42,7 @@ from controlplane.web.auth import (
     require_role,
     secret_box,
 )
-from controlplane.web.console import (
+from controlplane.web.console.console import (
     MAX_FIELD,
     adopt_session,
     finish_login,

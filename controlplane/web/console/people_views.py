@@ -18,9 +18,9 @@ from controlplane.errors import ControlPlaneError, InvalidInput, NotFound
 from controlplane.tenancy import registry
 from controlplane.tenancy.phases import ACTIVE_PHASES, Phase
 from controlplane.web import context
-from controlplane.web.auth import fresh_auth_required, login_required, require_role
-from controlplane.web.console import MAX_FIELD
-from controlplane.web.staff_views import file_staff_change
+from controlplane.web.console.auth import fresh_auth_required, login_required, require_role
+from controlplane.web.console.console import MAX_FIELD
+from controlplane.web.console.staff_views import file_staff_change
 
 bp = Blueprint("people", __name__, url_prefix="/people")
 

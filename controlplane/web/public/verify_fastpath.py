@@ -13,10 +13,10 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from controlplane.errors import ControlPlaneError
 from controlplane.metrics import HTTP_LATENCY, HTTP_REQUESTS, status_class
-from controlplane.web.api_documents import verdict_body
 from controlplane.web.errors import INTERNAL_ERROR
+from controlplane.web.public.verify_api import verdict_body
+from controlplane.web.public.verify_views import STATE, RateLimited, VerificationState
 from controlplane.web.security import standard_headers
-from controlplane.web.verify_views import STATE, RateLimited, VerificationState
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

@@ -18,8 +18,8 @@ from controlplane.requests.lifecycle import State
 from controlplane.requests.rules import MAX_TEXT, RequestRules
 from controlplane.requests.service import RequestView
 from controlplane.web import context
-from controlplane.web.auth import login_required, require_role
-from controlplane.web.portal_views import QUOTA_LABELS
+from controlplane.web.console.auth import login_required, require_role
+from controlplane.web.console.portal_views import QUOTA_LABELS
 
 bp = Blueprint("requests", __name__, url_prefix="/requests")
 

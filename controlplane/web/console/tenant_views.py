@@ -25,8 +25,8 @@ from controlplane.tenancy.service import queue_reconcile
 from controlplane.tenancy.snapshots import project_quotas
 from controlplane.tenancy.usage import DISPLAY_MAX_AGE
 from controlplane.web import context
-from controlplane.web.api_documents import forget_signing_key
-from controlplane.web.auth import fresh_auth_required, login_required
+from controlplane.web.console.auth import fresh_auth_required, login_required
+from controlplane.web.signing import forget_signing_key
 
 log = logging.getLogger(__name__)
 bp = Blueprint("tenants", __name__, url_prefix="/tenants")
