@@ -10,6 +10,7 @@ from controlplane.web import context, errors, i18n, metrics_http, security
 from controlplane.web.probes import bp as probes_bp
 from controlplane.web.public import verify_fastpath, verify_views
 from controlplane.web.public.verify_api import verify as public_verify_json
+from controlplane.web.services import services_of
 
 csrf = CSRFProtect()
 
@@ -18,7 +19,7 @@ def init_web(app: Flask) -> None:
     csrf.init_app(app)
     context.init_app(app)
     i18n.init_app(app)
-    verification_only = app.extensions["controlplane.settings"].role == "verification"
+    verification_only = services_of(app).settings.role == "verification"
     if not verification_only:
         # No sign-in on the public service: its database role cannot read sessions or people.
         from controlplane.web.console import auth

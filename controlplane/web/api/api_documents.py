@@ -31,7 +31,7 @@ from controlplane.web.api.api_auth import current_api_actor, require_scope
 from controlplane.web.api.api_body import json_object, read_json
 from controlplane.web.public.verify_api import verify
 from controlplane.web.public.verify_views import TooLarge, republish_trust_list
-from controlplane.web.signing import org_signer
+from controlplane.web.services import services
 
 bp = Blueprint("api_documents", __name__, url_prefix="/api/v1")
 
@@ -152,7 +152,7 @@ def create_documents() -> tuple[Response, int]:
         raise InvalidInput("qr_svg: expected true or false")
     items, is_batch = parse_items(read_json(required=True, limit=MAX_BODY, too_large=TooLarge))
     caller = token_caller(actor)  # an operator token or another org's: 403 before anything is signed
-    issued = issue_documents(context.database(), org_signer(), caller, items,
+    issued = issue_documents(context.database(), services().signer, caller, items,
                              base_url=context.settings().verify_base_url)
     with_svg = flag == "true" or (not is_batch and flag is None)
     rendered = [issued_json(doc, with_svg=with_svg) for doc in issued]

@@ -22,6 +22,7 @@ from controlplane.storage import as_utc
 from controlplane.web import context
 from controlplane.web.api.api_auth import challenge_on_401, current_api_actor, require_scope
 from controlplane.web.api.api_body import read_body, text_field
+from controlplane.web.services import services
 
 bp = Blueprint("api_requests", __name__, url_prefix="/api/v1/requests")
 challenge_on_401(bp)
@@ -42,10 +43,7 @@ def _rules() -> RequestRules:
 
 
 def _backends() -> Backends:
-    backends, error = context.backends()
-    if backends is None:
-        raise error or InvalidInput("the cloud backends are not configured")
-    return backends
+    return services().backends
 
 
 def request_json(view: RequestView) -> dict[str, Any]:

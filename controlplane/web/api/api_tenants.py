@@ -19,7 +19,7 @@ from controlplane.tenancy.service import queue_reconcile
 from controlplane.web import context
 from controlplane.web.api.api_auth import challenge_on_401, current_api_actor, require_scope
 from controlplane.web.api.api_body import read_body, whole_number
-from controlplane.web.signing import forget_signing_key
+from controlplane.web.services import services
 
 bp = Blueprint("api_tenants", __name__, url_prefix="/api/v1/tenants")
 challenge_on_401(bp)
@@ -120,9 +120,7 @@ def decommission(slug: str) -> Response | tuple[Response, int]:
         raise Conflict("confirm: type the tenant's slug exactly, as in the path; nothing was changed")
     # Used by the retention-hold stage only, as in the console.
     days = whole_number(body, "retention_days", default=365, low=0, high=MAX_RETENTION_DAYS)
-    backends, error = context.backends()
-    if backends is None:
-        raise error or InvalidInput("the cloud backends are not configured")
+    backends = services().backends
     if not backends.holds_cloud:  # the console role: the worker holds the cloud (tenancy.handoff)
         task = queue_task(context.database(), ADVANCE_DECOMMISSION, slug,
                           initiator=current_api_actor().audit_name, detail={"retention_days": days})
@@ -141,14 +139,12 @@ def rotate_key(slug: str) -> Response | tuple[Response, int]:
     ready tenant's (409 otherwise); bad input or a refusal rotates nothing."""
     _visible(slug)
     reason = check_reason(read_body(allowed=ROTATE_FIELDS, required=True).get("reason"))
-    backends, error = context.backends()
-    if backends is None:
-        raise error or InvalidInput("the key backend is not configured")
+    backends = services().backends
     if not backends.holds_cloud:  # the console role: only the worker manages keys (tenancy.handoff)
         task = queue_task(context.database(), ROTATE_KEY, slug, initiator=current_api_actor().audit_name,
                           detail={"reason": reason})
         return jsonify(slug=slug, task=task, status="queued"), 202
     done = rotate_signing_key(context.database(), backends.keys, slug,
                               initiator=current_api_actor().audit_name, reason=reason)
-    forget_signing_key(slug)
+    services().forget_signing_key(slug)
     return jsonify(slug=slug, key=done.key, version=done.to_version)

@@ -31,6 +31,7 @@ from controlplane.accounts.service import LoginStage, resume_session_state
 from controlplane.accounts.sessions import PendingLogin
 from controlplane.errors import PermissionDenied
 from controlplane.web import context
+from controlplane.web.services import services_of
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -79,12 +80,7 @@ def secret_box() -> SecretBox:
 
 
 def secret_box_for(app: Flask) -> SecretBox:
-    ext = app.extensions
-    if "controlplane.mfa_box" not in ext:
-        settings = ext["controlplane.settings"]
-        ext["controlplane.mfa_box"] = SecretBox.from_key_file(
-            settings.effective_mfa_key_file, legacy_secret_key=app.config["SECRET_KEY"])
-    return cast(SecretBox, ext["controlplane.mfa_box"])
+    return services_of(app).mfa_box
 
 
 def _load_actor() -> None:

@@ -25,6 +25,7 @@ from controlplane.tenancy.spec import TenantSpec
 from controlplane.tenancy.usage import DISPLAY_MAX_AGE
 from controlplane.web import context
 from controlplane.web.console.auth import login_required, require_role
+from controlplane.web.services import services
 
 log = logging.getLogger(__name__)
 bp = Blueprint("portal", __name__, url_prefix="/portal")
@@ -114,14 +115,10 @@ def _usage(spec: TenantSpec, resources: dict[str, str], only: str | None = None)
         if not project_id:
             error = "not provisioned yet"
         else:
-            backends, problem = context.backends()
-            if backends is None:
-                error = problem.message if problem else "backends unavailable"
-            else:
-                try:
-                    live, age = _live_quotas(backends, project_id)
-                except ControlPlaneError as exc:
-                    error = exc.message
+            try:  # ServiceUnavailable included: shown on the page, not raised
+                live, age = _live_quotas(services().backends, project_id)
+            except ControlPlaneError as exc:
+                error = exc.message
         rows = tuple(
             QuotaRow(k, QUOTA_LABELS[k], limits[k], *(live.get(k) or (None, None))) for k in QUOTA_KEYS
         )
@@ -233,11 +230,8 @@ def create_request() -> WerkzeugResponse | tuple[str, int]:
     values = {k: request.form.get(f"q.{k}", "")[:MAX_VALUE_FIELD] for k in QUOTA_KEYS}
     try:
         quotas, values = _quotas_from_form(kind)
-        backends, problem = context.backends()
-        if backends is None:
-            raise problem or InvalidInput("the cloud backends are not configured")
         view = service.create_request(
-            context.database(), backends, actor, org=actor.org, kind=kind, environment=environment,
+            context.database(), services().backends, actor, org=actor.org, kind=kind, environment=environment,
             quotas=quotas, description=description, comment=comment,
             submit=request.form.get("submit") != "draft",
             rules=RequestRules.from_settings(context.settings()),
@@ -287,10 +281,7 @@ def submit_request(request_id: int) -> WerkzeugResponse:
     actor = _actor()
     comment = _field("comment", MAX_TEXT)
     _visible(actor, request_id)
-    backends, problem = context.backends()
-    if backends is None:
-        raise problem or InvalidInput("the cloud backends are not configured")
-    view = service.submit_request(context.database(), backends, actor, request_id, comment=comment,
+    view = service.submit_request(context.database(), services().backends, actor, request_id, comment=comment,
                                   rules=RequestRules.from_settings(context.settings()))
     flash(gettext("Request %(id)d is now %(state)s.", id=view.id, state=gettext(view.state)))
     return redirect(url_for("portal.request_detail", request_id=view.id))

@@ -20,6 +20,7 @@ from controlplane.requests.service import RequestView
 from controlplane.web import context
 from controlplane.web.console.auth import login_required, require_role
 from controlplane.web.console.portal_views import QUOTA_LABELS
+from controlplane.web.services import services
 
 bp = Blueprint("requests", __name__, url_prefix="/requests")
 
@@ -102,11 +103,8 @@ def approve(request_id: int) -> WerkzeugResponse | tuple[str, int]:
     view = _load(actor, request_id)
     try:
         comment = _comment()
-        backends, problem = context.backends()
-        if backends is None:
-            raise problem or InvalidInput("the cloud backends are not configured")
-        done = service.approve_request(context.database(), backends, actor, request_id, comment=comment,
-                                       rules=RequestRules.from_settings(context.settings()))
+        done = service.approve_request(context.database(), services().backends, actor, request_id,
+                                       comment=comment, rules=RequestRules.from_settings(context.settings()))
     except ControlPlaneError as exc:  # refused (own request, twice, too late, bad input): say why here
         return _detail(actor, _load(actor, request_id) if exc.status < 500 else view,
                        error=exc.message, status=exc.status)

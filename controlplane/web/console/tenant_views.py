@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from controlplane.accounts.admin import close_organisation
 from controlplane.accounts.models import Role
 from controlplane.accounts.service import Actor
-from controlplane.errors import ControlPlaneError, InvalidInput, NotFound
+from controlplane.errors import ControlPlaneError, InvalidInput, NotFound, ServiceUnavailable
 from controlplane.requests.lifecycle import State
 from controlplane.requests.models import ResourceRequest
 from controlplane.tenancy import decommission as dec
@@ -26,7 +26,7 @@ from controlplane.tenancy.snapshots import project_quotas
 from controlplane.tenancy.usage import DISPLAY_MAX_AGE
 from controlplane.web import context
 from controlplane.web.console.auth import fresh_auth_required, login_required
-from controlplane.web.signing import forget_signing_key
+from controlplane.web.services import services
 
 log = logging.getLogger(__name__)
 bp = Blueprint("tenants", __name__, url_prefix="/tenants")
@@ -115,7 +115,10 @@ def _usage(resources: dict[str, str], environments: Any, *, fresh: bool = False)
     """Quota and usage per environment, read live from OpenStack (at most DISPLAY_MAX_AGE old
     unless `fresh`), or in the console role as the worker recorded them, with their age; errors
     are shown, not raised."""
-    backends, error = context.backends()
+    try:
+        backends, error = services().backends, ""
+    except ServiceUnavailable as exc:
+        backends, error = None, exc.message
     out: dict[str, Any] = {}
     for env in environments:
         project_id = resources.get(f"project:{env.name}")
@@ -123,7 +126,7 @@ def _usage(resources: dict[str, str], environments: Any, *, fresh: bool = False)
             out[env.name] = {"error": "not provisioned yet"}
             continue
         if backends is None:
-            out[env.name] = {"error": error.message if error else "backends unavailable"}
+            out[env.name] = {"error": error}
             continue
         try:
             q, age = project_quotas(context.database(), backends, project_id,
@@ -156,9 +159,7 @@ def rotate_key(slug: str) -> WerkzeugResponse:
     """A new version of the tenant's signing key signs from now on; the reason is audited."""
     actor = _actor()
     _require_operator(actor)
-    backends, error = context.backends()
-    if backends is None:
-        raise InvalidInput(error.message if error else "the key backend is not configured")
+    backends = services().backends
     # One character over the limit, so an overlong reason is refused rather than cut short.
     reason = request.form.get("reason", "")[: REASON_MAX + 1]
     if not backends.holds_cloud:  # the console role: only the worker manages keys (tenancy.handoff)
@@ -169,7 +170,7 @@ def rotate_key(slug: str) -> WerkzeugResponse:
         return redirect(url_for("tenants.detail", slug=slug))
     done = rotate_signing_key(context.database(), backends.keys, slug, initiator=actor.audit_name,
                               reason=reason)
-    forget_signing_key(slug)
+    services().forget_signing_key(slug)
     flash(f"{slug}: signing key rotated from version {done.from_version} to {done.to_version}.")
     return redirect(url_for("tenants.detail", slug=slug))
 
@@ -186,9 +187,9 @@ def decommission(slug: str) -> WerkzeugResponse:
     with context.database().transaction() as s:
         phase = registry.get_tenant(s, slug).phase
     stage = _next_stage(phase)
-    backends, error = context.backends()
-    if stage is None or backends is None:
-        raise InvalidInput(error.message if error else f"{slug} is {phase}: nothing left to decommission")
+    if stage is None:
+        raise InvalidInput(f"{slug} is {phase}: nothing left to decommission")
+    backends = services().backends
     days = request.form.get("retention_days", "365") if stage == "retained" else "0"
     if not days.isdigit() or int(days) > 36500:
         raise InvalidInput("retention days must be a whole number between 0 and 36500")

@@ -31,11 +31,11 @@ from controlplane.storage import Base, Database, as_utc
 from controlplane.web import context
 from controlplane.web.public.ratelimit import TokenBucketLimiter, retry_after_header
 from controlplane.web.public.verification_counts import VerificationCounter
+from controlplane.web.services import services, services_of
 
 bp = Blueprint("verify", __name__)
 
 log = logging.getLogger(__name__)
-STATE = "controlplane.verification"
 TRUST_LIST_MAX_AGE = 60  # seconds: clients and this process reuse one signed list that long
 TRUST_ROOT_FILE = "trust-root.pub"
 # The parser also holds each read chunk (64 KiB) against this, so it cannot be much smaller.
@@ -91,7 +91,7 @@ class VerificationState:
 
 
 def state() -> VerificationState:
-    return cast(VerificationState, current_app.extensions[STATE])
+    return services().verifier
 
 
 def verify_for_client(token: str) -> VerificationResult:
@@ -233,10 +233,7 @@ def cached_trust_list() -> bytes:
         # Only a `full` process holds the trust-root key; the console and the verification service
         # serve what the worker's publisher stored (documents.publication).
         if context.settings().role == "full":
-            backends, error = context.backends()
-            if backends is None:
-                raise error or InvalidInput("the key backend is not configured")
-            keys = backends.keys
+            keys = services().backends.keys
         published = current_trust_list(context.database(), keys, initiator="system:web")
         _write_root_key(Path(current_app.instance_path), published.root_public_key)
         shared.trust_list = (time.monotonic(), published.body)
@@ -246,12 +243,11 @@ def cached_trust_list() -> bytes:
 def republish_trust_list(initiator: str) -> None:
     """After a revocation here: publish at once, so the next download carries it (other workers'
     caches within 60 s). Vault being down leaves it to the worker's next pass."""
-    backends, _error = context.backends()
     # The console cannot sign a trust list: the worker publishes on its next pass (revocations
     # changed), and verifiers pick it up within TRUST_LIST_MAX_AGE after that.
-    if backends is not None and context.settings().role == "full":
-        try:
-            publish_trust_list(context.database(), backends.keys, initiator=initiator)
+    if context.settings().role == "full":
+        try:  # ServiceUnavailable included: the backends not built is Vault being down here
+            publish_trust_list(context.database(), services().backends.keys, initiator=initiator)
         except ControlPlaneError as exc:
             log.warning("trust list not republished after a revocation: %s", exc.message)
     state().trust_list = None
@@ -274,18 +270,19 @@ def _rate_limited(exc: RateLimited) -> tuple[Response, int, dict[str, str]]:
 
 
 def init_app(app: Flask) -> None:
-    settings = app.extensions["controlplane.settings"]
-    counts_db = app.extensions["controlplane.db"]
+    held = services_of(app)
+    settings = held.settings
+    counts_db = held.database
     if settings.role == "verification" and settings.verification_counts_database_url:
         # A read-only registry connection (SQLite, tenancy.verifier_db): the counts go to a file of
         # the service's own, made here on first start.
         counts_db = Database(settings.verification_counts_database_url)
         Base.metadata.tables[VerificationCount.__tablename__].create(counts_db.engine, checkfirst=True)
-        app.extensions["controlplane.closers"].append(counts_db.dispose)
-    app.extensions[STATE] = VerificationState(
+        held.closers.append(counts_db.dispose)
+    verifier = held.installed_verifier = VerificationState(
         limiter=TokenBucketLimiter(settings.verify_rate_per_minute, settings.verify_rate_burst),
         counter=VerificationCounter(counts_db, flush_seconds=settings.verify_counts_flush_seconds),
-        keys=PublicKeyCache(app.extensions["controlplane.db"]),
+        keys=PublicKeyCache(held.database),
     )
-    app.extensions["controlplane.closers"].append(app.extensions[STATE].counter.close)
+    held.closers.append(verifier.counter.close)
     app.register_error_handler(RateLimited, _rate_limited)
