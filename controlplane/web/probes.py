@@ -7,13 +7,11 @@ import ipaddress
 
 from flask import Blueprint, Response, abort, jsonify, request
 
-from controlplane.accounts.models import Role
 from controlplane.backends.health import HealthCheck
 from controlplane.doctor import check_database, check_everything
 from controlplane.errors import ControlPlaneError, NotAuthenticated, ServiceUnavailable
 from controlplane.metrics import BACKEND_UP, render_latest
 from controlplane.web import context
-from controlplane.web.bearer import current_api_actor, has_bearer
 from controlplane.web.services import services
 
 bp = Blueprint("probes", __name__)
@@ -62,6 +60,10 @@ def _may_see_details() -> bool:
         return True
     if context.settings().role == "verification":
         return False  # the public verifier has no staff sessions or tokens to check
+    # Imported here: the verification role's process never loads the accounts code.
+    from controlplane.accounts.models import Role
+    from controlplane.web.bearer import current_api_actor, has_bearer
+
     actor = context.actor()
     if actor is not None and actor.role in (Role.OPERATOR, Role.AUDITOR):
         return True

@@ -4,6 +4,7 @@ own signed documents with a scoped token, and lists everything its key signed wi
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -20,19 +21,21 @@ from controlplane.documents.issuance import (
 from controlplane.documents.issued import DEFAULT_LIMIT, MAX_LIMIT, list_issued, parse_filter_time
 from controlplane.documents.masking import mask_recipient
 from controlplane.documents.models import Document
+from controlplane.documents.publication import publish_trust_list
 from controlplane.documents.qr import qr_png, qr_svg
 from controlplane.documents.revocation import MAX_REASON, revoke_document, supersede_document
 from controlplane.documents.tokens import verification_url
-from controlplane.errors import InvalidInput, NotAuthenticated, NotFound, PermissionDenied
+from controlplane.errors import ControlPlaneError, InvalidInput, NotAuthenticated, NotFound, PermissionDenied
 from controlplane.storage import as_utc
 from controlplane.web import context
 from controlplane.web.api.api_audit import checkpoint_body
 from controlplane.web.api.api_auth import current_api_actor, require_scope
 from controlplane.web.api.api_body import json_object, read_json
 from controlplane.web.public.verify_api import verify
-from controlplane.web.public.verify_views import TooLarge, republish_trust_list
+from controlplane.web.public.verify_views import TooLarge
 from controlplane.web.services import services
 
+log = logging.getLogger(__name__)
 bp = Blueprint("api_documents", __name__, url_prefix="/api/v1")
 
 # A full batch of MAX_BATCH items, every text field at its limit in \\u-escaped Arabic, is ~4 MiB.
@@ -132,6 +135,20 @@ def _reason(body: dict[str, Any]) -> str:
     if len(reason) > MAX_REASON or _CONTROL.search(reason):
         raise InvalidInput(f"reason: at most {MAX_REASON} characters, no control characters")
     return reason.strip()
+
+
+def republish_trust_list(initiator: str) -> None:
+    """After a revocation here: publish at once, so the next download carries it (other workers'
+    caches within 60 s). Vault being down leaves it to the worker's next pass. It lives with the
+    API, not web.public: publishing signs with the trust-root key, which the public channel never does."""
+    # The console cannot sign a trust list: the worker publishes on its next pass (revocations
+    # changed), and verifiers pick it up within TRUST_LIST_MAX_AGE after that.
+    if context.settings().role == "full":
+        try:  # ServiceUnavailable included: the backends not built is Vault being down here
+            publish_trust_list(context.database(), services().backends.keys, initiator=initiator)
+        except ControlPlaneError as exc:
+            log.warning("trust list not republished after a revocation: %s", exc.message)
+    services().verifier.trust_list = None
 
 
 @bp.errorhandler(NotAuthenticated)

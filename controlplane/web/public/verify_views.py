@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from werkzeug.formparser import FormDataParser
 from wtforms import ValidationError
 
 from controlplane.documents.models import Document, VerificationCount
-from controlplane.documents.publication import current_trust_list, publish_trust_list
+from controlplane.documents.publication import current_trust_list
 from controlplane.documents.verification import PublicKeyCache, Verdict, VerificationResult, verify_token
 from controlplane.errors import ControlPlaneError, InvalidInput
 from controlplane.storage import Base, Database, as_utc
@@ -35,7 +34,6 @@ from controlplane.web.services import services, services_of
 
 bp = Blueprint("verify", __name__)
 
-log = logging.getLogger(__name__)
 TRUST_LIST_MAX_AGE = 60  # seconds: clients and this process reuse one signed list that long
 TRUST_ROOT_FILE = "trust-root.pub"
 # The parser also holds each read chunk (64 KiB) against this, so it cannot be much smaller.
@@ -238,19 +236,6 @@ def cached_trust_list() -> bytes:
         _write_root_key(Path(current_app.instance_path), published.root_public_key)
         shared.trust_list = (time.monotonic(), published.body)
         return published.body
-
-
-def republish_trust_list(initiator: str) -> None:
-    """After a revocation here: publish at once, so the next download carries it (other workers'
-    caches within 60 s). Vault being down leaves it to the worker's next pass."""
-    # The console cannot sign a trust list: the worker publishes on its next pass (revocations
-    # changed), and verifiers pick it up within TRUST_LIST_MAX_AGE after that.
-    if context.settings().role == "full":
-        try:  # ServiceUnavailable included: the backends not built is Vault being down here
-            publish_trust_list(context.database(), services().backends.keys, initiator=initiator)
-        except ControlPlaneError as exc:
-            log.warning("trust list not republished after a revocation: %s", exc.message)
-    state().trust_list = None
 
 
 @bp.get("/trust-list.json")
