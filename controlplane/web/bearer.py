@@ -8,7 +8,7 @@ from flask import g, request
 
 from controlplane.accounts.tokens import ApiActor, authenticate_bearer
 from controlplane.errors import NotAuthenticated
-from controlplane.web import context
+from controlplane.web.services import services
 
 
 def has_bearer() -> bool:
@@ -19,7 +19,7 @@ def current_api_actor() -> ApiActor:
     """The token actor of this request (checked once per request), or NotAuthenticated."""
     if "api_actor" in g:
         return cast(ApiActor, g.api_actor)
-    with context.database().sessionmaker() as db:
+    with services().database.sessionmaker() as db:
         try:
             actor = authenticate_bearer(db, request.headers.get("Authorization"))
         except NotAuthenticated:

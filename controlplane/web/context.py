@@ -1,5 +1,5 @@
-"""Per-request access: the request's database session and signed-in actor, and shorthands for the
-settings and database of `services()` (web.services), through which everything else is reached."""
+"""Per-request state: the request's database session and its signed-in actor (the process's
+settings, database, backends and the rest come from web.services.services())."""
 
 from __future__ import annotations
 
@@ -8,26 +8,16 @@ from typing import TYPE_CHECKING, cast
 from flask import Flask, g
 from sqlalchemy.orm import Session
 
-from controlplane.settings import Settings
-from controlplane.storage import Database
 from controlplane.web.services import services
 
 if TYPE_CHECKING:  # types only: the public channel imports this module, and no accounts code
     from controlplane.accounts.service import Actor
 
 
-def settings() -> Settings:
-    return services().settings
-
-
-def database() -> Database:
-    return services().database
-
-
 def db_session() -> Session:
     """The request's session; views commit explicitly through `database().transaction()` or here."""
     if "db_session" not in g:
-        g.db_session = database().sessionmaker()
+        g.db_session = services().database.sessionmaker()
     return cast(Session, g.db_session)
 
 

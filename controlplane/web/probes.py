@@ -58,7 +58,7 @@ def _may_see_details() -> bool:
     attacker. Loopback callers and staff (a console session, an operator token) see them."""
     if _from_loopback():
         return True
-    if context.settings().role == "verification":
+    if services().settings.role == "verification":
         return False  # the public verifier has no staff sessions or tokens to check
     # Imported here: the verification role's process never loads the accounts code.
     from controlplane.accounts.models import Role
@@ -90,7 +90,7 @@ def readyz() -> tuple[Response, int]:
 
 def _metrics_allowed() -> bool:
     """Metrics reveal tenant activity: loopback scrapers only, or the configured bearer token."""
-    token = context.settings().metrics_token
+    token = services().settings.metrics_token
     if token:
         return request.headers.get("Authorization", "") == f"Bearer {token}"
     return _from_loopback()

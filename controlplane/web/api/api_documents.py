@@ -27,7 +27,6 @@ from controlplane.documents.revocation import MAX_REASON, revoke_document, super
 from controlplane.documents.tokens import verification_url
 from controlplane.errors import ControlPlaneError, InvalidInput, NotAuthenticated, NotFound, PermissionDenied
 from controlplane.storage import as_utc
-from controlplane.web import context
 from controlplane.web.api.api_audit import checkpoint_body
 from controlplane.web.api.api_auth import current_api_actor, require_scope
 from controlplane.web.api.api_body import json_object, read_json
@@ -108,14 +107,14 @@ def document_json(doc: Document) -> dict[str, Any]:
 
 
 def _url(doc: Document) -> str:
-    return verification_url(context.settings().verify_base_url, doc.token)
+    return verification_url(services().settings.verify_base_url, doc.token)
 
 
 def own_document(serial: str) -> Document:
     """The token's organisation's document; any other serial, however real, is simply not found."""
     org = current_api_actor().org
     if SERIAL.fullmatch(serial):
-        with context.database().transaction() as s:
+        with services().database.transaction() as s:
             doc = s.get(Document, serial)
             if doc is not None and doc.org == org:
                 s.expunge(doc)
@@ -143,9 +142,9 @@ def republish_trust_list(initiator: str) -> None:
     API, not web.public: publishing signs with the trust-root key, which the public channel never does."""
     # The console cannot sign a trust list: the worker publishes on its next pass (revocations
     # changed), and verifiers pick it up within TRUST_LIST_MAX_AGE after that.
-    if context.settings().role == "full":
+    if services().settings.role == "full":
         try:  # ServiceUnavailable included: the backends not built is Vault being down here
-            publish_trust_list(context.database(), services().backends.keys, initiator=initiator)
+            publish_trust_list(services().database, services().backends.keys, initiator=initiator)
         except ControlPlaneError as exc:
             log.warning("trust list not republished after a revocation: %s", exc.message)
     services().verifier.trust_list = None
@@ -169,8 +168,8 @@ def create_documents() -> tuple[Response, int]:
         raise InvalidInput("qr_svg: expected true or false")
     items, is_batch = parse_items(read_json(required=True, limit=MAX_BODY, too_large=TooLarge))
     caller = token_caller(actor)  # an operator token or another org's: 403 before anything is signed
-    issued = issue_documents(context.database(), services().signer, caller, items,
-                             base_url=context.settings().verify_base_url)
+    issued = issue_documents(services().database, services().signer, caller, items,
+                             base_url=services().settings.verify_base_url)
     with_svg = flag == "true" or (not is_batch and flag is None)
     rendered = [issued_json(doc, with_svg=with_svg) for doc in issued]
     if is_batch:
@@ -197,7 +196,7 @@ def issued_documents() -> Response | tuple[Response, int]:
     if not raw_limit.isascii() or not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
         raise InvalidInput(f"limit: a whole number from 1 to {MAX_LIMIT}")
     cursor = request.args.get("cursor")
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         page = list_issued(s, actor.org, cursor=cursor, since=since, until=until, limit=int(raw_limit))
         checkpoint = checkpoint_body(page.checkpoint) if page.checkpoint is not None else None
     return jsonify(org=actor.org, checkpoint=checkpoint, documents=page.documents, events=page.events,
@@ -230,7 +229,7 @@ def revoke(serial: str) -> Response:
     actor = current_api_actor()
     own_document(serial)
     body = _read_object(frozenset({"reason"}))
-    doc = revoke_document(context.database(), actor.org, serial, reason=_reason(body),
+    doc = revoke_document(services().database, actor.org, serial, reason=_reason(body),
                           initiator=actor.audit_name)
     republish_trust_list(actor.audit_name)
     return jsonify(document_json(doc))
@@ -245,7 +244,7 @@ def supersede(serial: str) -> Response:
     replacement = body.get("replacement_serial")
     if not isinstance(replacement, str) or not SERIAL.fullmatch(replacement):
         raise InvalidInput("replacement_serial: expected the 32 hex digits of your replacement document")
-    doc = supersede_document(context.database(), actor.org, serial, replacement_serial=replacement,
+    doc = supersede_document(services().database, actor.org, serial, replacement_serial=replacement,
                              reason=_reason(body), initiator=actor.audit_name)
     republish_trust_list(actor.audit_name)
     return jsonify(document_json(doc))

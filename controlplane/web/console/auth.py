@@ -31,7 +31,7 @@ from controlplane.accounts.service import LoginStage, resume_session_state
 from controlplane.accounts.sessions import PendingLogin
 from controlplane.errors import PermissionDenied
 from controlplane.web import context
-from controlplane.web.services import services_of
+from controlplane.web.services import services, services_of
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -62,7 +62,7 @@ def pending_login() -> PendingLogin | None:
     if token is None:
         session.pop(PENDING_KEY, None)
         return None
-    with context.database().transaction() as db:
+    with services().database.transaction() as db:
         pending = account_sessions.load_pending(db, token)
     if pending is None:
         session.pop(PENDING_KEY, None)
@@ -90,8 +90,8 @@ def _load_actor() -> None:
         request.blueprint == "probes" and request.endpoint != "probes.readyz"
     ):
         return
-    s = context.settings()
-    with context.database().transaction() as db:
+    s = services().settings
+    with services().database.transaction() as db:
         state = resume_session_state(
             db, token, idle=timedelta(minutes=s.session_idle_minutes),
             absolute=timedelta(hours=s.session_absolute_hours),
@@ -151,7 +151,7 @@ def replay_fields() -> list[tuple[str, str]]:
 def reauth_prompt(next_path: str, fields: list[tuple[str, str]], *, method: str, error: str = "",
                   status: int = 401, retry_after: int = 0) -> WerkzeugResponse:
     """The re-prompt page (401: this session must authenticate again; 429 while throttled)."""
-    with context.database().transaction() as db:
+    with services().database.transaction() as db:
         actor = context.actor()
         wants_code = actor is not None and account_sessions.needs_code(db, actor)
     response = make_response(render_template(

@@ -89,7 +89,7 @@ Limits = dict[str, tuple[int, int | None]]  # quota key -> (limit, in use)
 
 def _live_quotas(backends: Backends, project_id: str) -> tuple[Limits, float | None]:
     """Limits and usage by quota key, and their age when the worker recorded them (the console)."""
-    q, age = project_quotas(context.database(), backends, project_id, max_age=DISPLAY_MAX_AGE)
+    q, age = project_quotas(services().database, backends, project_id, max_age=DISPLAY_MAX_AGE)
     c, n, v = q.compute, q.network, q.volume
     pairs = {
         "compute.cores": c.cores, "compute.ram_mb": c.ram, "compute.instances": c.instances,
@@ -128,7 +128,7 @@ def _usage(spec: TenantSpec, resources: dict[str, str], only: str | None = None)
 
 def _tenant(org: str) -> tuple[TenantSpec | None, dict[str, str], str]:
     """The organisation's spec, its cloud ids and its phase; no spec when it is not registered."""
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         try:
             tenant = registry.get_tenant(s, org)
         except NotFound:
@@ -142,7 +142,7 @@ def overview() -> str:
     actor = _actor()
     spec, resources, phase = _tenant(actor.org)
     usage = _usage(spec, resources) if spec is not None else []
-    history = service.list_requests(context.database(), actor, org=actor.org, limit=100)
+    history = service.list_requests(services().database, actor, org=actor.org, limit=100)
     return render_template("portal/overview.html", spec=spec, phase=phase, usage=usage, history=history,
                            org=actor.org, may_request=actor.role is Role.ORG_ADMIN)
 
@@ -230,11 +230,12 @@ def create_request() -> WerkzeugResponse | tuple[str, int]:
     values = {k: request.form.get(f"q.{k}", "")[:MAX_VALUE_FIELD] for k in QUOTA_KEYS}
     try:
         quotas, values = _quotas_from_form(kind)
+        held = services()
         view = service.create_request(
-            context.database(), services().backends, actor, org=actor.org, kind=kind, environment=environment,
+            held.database, held.backends, actor, org=actor.org, kind=kind, environment=environment,
             quotas=quotas, description=description, comment=comment,
             submit=request.form.get("submit") != "draft",
-            rules=RequestRules.from_settings(context.settings()),
+            rules=RequestRules.from_settings(services().settings),
         )
     except InvalidInput as exc:
         try:  # the form again, with what was typed and why it was refused
@@ -249,7 +250,7 @@ def create_request() -> WerkzeugResponse | tuple[str, int]:
 def _visible(actor: Actor, request_id: int) -> service.RequestView:
     if request_id > 2**31 - 1:
         raise NotFound(f"there is no request {request_id}")
-    view = service.get_request(context.database(), actor, request_id)
+    view = service.get_request(services().database, actor, request_id)
     if view.org != actor.org:  # the service hides it already; never rely on one check alone
         raise NotFound(f"there is no request {request_id}")
     return view
@@ -281,8 +282,9 @@ def submit_request(request_id: int) -> WerkzeugResponse:
     actor = _actor()
     comment = _field("comment", MAX_TEXT)
     _visible(actor, request_id)
-    view = service.submit_request(context.database(), services().backends, actor, request_id, comment=comment,
-                                  rules=RequestRules.from_settings(context.settings()))
+    held = services()
+    view = service.submit_request(held.database, held.backends, actor, request_id, comment=comment,
+                                  rules=RequestRules.from_settings(held.settings))
     flash(gettext("Request %(id)d is now %(state)s.", id=view.id, state=gettext(view.state)))
     return redirect(url_for("portal.request_detail", request_id=view.id))
 
@@ -293,7 +295,7 @@ def withdraw_request(request_id: int) -> WerkzeugResponse:
     actor = _actor()
     comment = _field("comment", MAX_TEXT)
     _visible(actor, request_id)
-    view = service.withdraw_request(context.database(), actor, request_id, comment=comment)
+    view = service.withdraw_request(services().database, actor, request_id, comment=comment)
     flash(gettext("Request %(id)d is now %(state)s.", id=view.id, state=gettext(view.state)))
     return redirect(url_for("portal.request_detail", request_id=view.id))
 

@@ -50,7 +50,7 @@ def queue() -> str:
         raise InvalidInput(f"state: expected one of {', '.join(s.value for s in State)}")
     if org and not ORG_FILTER.match(org):
         raise InvalidInput("org: expected an organisation's slug")
-    db = context.database()
+    db = services().database
     if state:
         rows = service.list_requests(db, actor, org=org or None, state=state, limit=QUEUE_PENDING)
     else:  # what waits for an operator first, then the most recent of the rest
@@ -77,7 +77,7 @@ def _detail(actor: Actor, view: RequestView, *, error: str = "", status: int = 2
 def _load(actor: Actor, request_id: int) -> RequestView:
     if request_id > MAX_ID:
         raise NotFound(f"there is no request {request_id}")
-    return service.get_request(context.database(), actor, request_id)
+    return service.get_request(services().database, actor, request_id)
 
 
 @bp.get("/<int:request_id>")
@@ -103,8 +103,8 @@ def approve(request_id: int) -> WerkzeugResponse | tuple[str, int]:
     view = _load(actor, request_id)
     try:
         comment = _comment()
-        done = service.approve_request(context.database(), services().backends, actor, request_id,
-                                       comment=comment, rules=RequestRules.from_settings(context.settings()))
+        done = service.approve_request(services().database, services().backends, actor, request_id,
+                                       comment=comment, rules=RequestRules.from_settings(services().settings))
     except ControlPlaneError as exc:  # refused (own request, twice, too late, bad input): say why here
         return _detail(actor, _load(actor, request_id) if exc.status < 500 else view,
                        error=exc.message, status=exc.status)
@@ -122,7 +122,7 @@ def reject(request_id: int) -> WerkzeugResponse | tuple[str, int]:
     actor = _actor(Role.OPERATOR)
     view = _load(actor, request_id)
     try:
-        done = service.reject_request(context.database(), actor, request_id, comment=_comment())
+        done = service.reject_request(services().database, actor, request_id, comment=_comment())
     except ControlPlaneError as exc:
         return _detail(actor, view, error=exc.message, status=exc.status)
     flash(gettext("Request %(id)d is now %(state)s.", id=done.id, state=gettext(done.state)))

@@ -59,7 +59,7 @@ def _next_stage(phase: str) -> str | None:
 @login_required
 def dashboard() -> str:
     actor = _actor()
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         rows = registry.list_tenants(s)
         if actor.role not in STAFF:
             rows = [t for t in rows if t.slug == actor.org]
@@ -90,7 +90,7 @@ def detail(slug: str) -> str:
     actor = _actor()
     if not _may_read(actor, slug):
         abort(404)  # another organisation's tenant does not exist, as far as this user can tell
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         try:
             tenant = registry.get_tenant(s, slug)
         except NotFound:
@@ -129,7 +129,7 @@ def _usage(resources: dict[str, str], environments: Any, *, fresh: bool = False)
             out[env.name] = {"error": error}
             continue
         try:
-            q, age = project_quotas(context.database(), backends, project_id,
+            q, age = project_quotas(services().database, backends, project_id,
                                     max_age=0.0 if fresh else DISPLAY_MAX_AGE)
             c, n, v = q.compute, q.network, q.volume
         except ControlPlaneError as exc:
@@ -147,7 +147,7 @@ def _usage(resources: dict[str, str], environments: Any, *, fresh: bool = False)
 def reconcile_now(slug: str) -> WerkzeugResponse:
     actor = _actor()
     _require_operator(actor)
-    queue_reconcile(context.database(), slug, initiator=actor.audit_name)
+    queue_reconcile(services().database, slug, initiator=actor.audit_name)
     flash(f"{slug}: queued for the reconciler's next pass.")
     return redirect(url_for("tenants.detail", slug=slug))
 
@@ -163,12 +163,12 @@ def rotate_key(slug: str) -> WerkzeugResponse:
     # One character over the limit, so an overlong reason is refused rather than cut short.
     reason = request.form.get("reason", "")[: REASON_MAX + 1]
     if not backends.holds_cloud:  # the console role: only the worker manages keys (tenancy.handoff)
-        task = queue_task(context.database(), ROTATE_KEY, slug, initiator=actor.audit_name,
+        task = queue_task(services().database, ROTATE_KEY, slug, initiator=actor.audit_name,
                           detail={"reason": reason})
         flash(gettext("%(slug)s: key rotation queued (task %(task)d); the worker makes it in its next pass.",
                       slug=slug, task=task))
         return redirect(url_for("tenants.detail", slug=slug))
-    done = rotate_signing_key(context.database(), backends.keys, slug, initiator=actor.audit_name,
+    done = rotate_signing_key(services().database, backends.keys, slug, initiator=actor.audit_name,
                               reason=reason)
     services().forget_signing_key(slug)
     flash(f"{slug}: signing key rotated from version {done.from_version} to {done.to_version}.")
@@ -184,7 +184,7 @@ def decommission(slug: str) -> WerkzeugResponse:
     typed = request.form.get("confirm", "")[:64]
     if typed != slug:
         raise InvalidInput(f"type the tenant's name ({slug}) to confirm; nothing was changed")
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         phase = registry.get_tenant(s, slug).phase
     stage = _next_stage(phase)
     if stage is None:
@@ -194,12 +194,12 @@ def decommission(slug: str) -> WerkzeugResponse:
     if not days.isdigit() or int(days) > 36500:
         raise InvalidInput("retention days must be a whole number between 0 and 36500")
     if not backends.holds_cloud:  # the console role: the worker holds the cloud (tenancy.handoff)
-        task = queue_task(context.database(), ADVANCE_DECOMMISSION, slug, initiator=actor.audit_name,
+        task = queue_task(services().database, ADVANCE_DECOMMISSION, slug, initiator=actor.audit_name,
                           detail={"retention_days": int(days), "stage": stage})
         flash(gettext("%(slug)s: decommission stage '%(stage)s' queued (task %(task)d); the worker takes "
                       "it in its next pass.", slug=slug, stage=stage, task=task))
         return redirect(url_for("tenants.detail", slug=slug))
-    dec.advance(context.database(), backends, slug, initiator=actor.audit_name, retention_days=int(days),
-                settings=context.settings(), close_access=close_organisation)
+    dec.advance(services().database, backends, slug, initiator=actor.audit_name, retention_days=int(days),
+                settings=services().settings, close_access=close_organisation)
     flash(f"{slug}: decommission stage '{stage}' done.")
     return redirect(url_for("tenants.detail", slug=slug))

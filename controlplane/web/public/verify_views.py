@@ -27,7 +27,6 @@ from controlplane.documents.publication import current_trust_list
 from controlplane.documents.verification import PublicKeyCache, Verdict, VerificationResult, verify_token
 from controlplane.errors import ControlPlaneError, InvalidInput
 from controlplane.storage import Base, Database, as_utc
-from controlplane.web import context
 from controlplane.web.public.ratelimit import TokenBucketLimiter, retry_after_header
 from controlplane.web.public.verification_counts import VerificationCounter
 from controlplane.web.services import services, services_of
@@ -94,7 +93,7 @@ def state() -> VerificationState:
 
 def verify_for_client(token: str) -> VerificationResult:
     """Verify one token for this request's client (see VerificationState.verify)."""
-    return state().verify(context.database(), token, request.remote_addr or "")
+    return state().verify(services().database, token, request.remote_addr or "")
 
 
 # ------------------------------------------------------------------------------------- page
@@ -120,7 +119,7 @@ def _facts(result: VerificationResult) -> list[tuple[str, str]]:
 def _replacement_url(result: VerificationResult) -> str | None:
     if not result.superseded_by:
         return None
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         token = s.scalar(select(Document.token).where(Document.serial == result.superseded_by))
     return url_for("verify.verify_page", token=token) if token else None
 
@@ -148,7 +147,7 @@ class _HashingSink:
 def hash_upload() -> bytes:
     """The SHA-256 of the form's `file`, computed while the body streams in (never stored), after
     checking the form's CSRF token. InvalidInput when the form is stale or has no file."""
-    limit = context.settings().verify_upload_max_bytes
+    limit = services().settings.verify_upload_max_bytes
     request.max_content_length = limit + 64 * 1024  # the multipart framing around the file
     sinks: list[_HashingSink] = []
 
@@ -230,9 +229,9 @@ def cached_trust_list() -> bytes:
         keys = None
         # Only a `full` process holds the trust-root key; the console and the verification service
         # serve what the worker's publisher stored (documents.publication).
-        if context.settings().role == "full":
+        if services().settings.role == "full":
             keys = services().backends.keys
-        published = current_trust_list(context.database(), keys, initiator="system:web")
+        published = current_trust_list(services().database, keys, initiator="system:web")
         _write_root_key(Path(current_app.instance_path), published.root_public_key)
         shared.trust_list = (time.monotonic(), published.body)
         return published.body
