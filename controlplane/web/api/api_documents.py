@@ -1,6 +1,7 @@
 """JSON API for documents, /api/v1/documents: an organisation issues, reads, revokes and supersedes its
 own signed documents with a scoped token, and lists everything its key signed with log proofs
-(/documents/issued); /api/v1/verify/<token> is the public verdict as JSON."""
+(/documents/issued). The blueprint also carries the public verdict /api/v1/verify/<token> under its
+historic endpoint name api_documents.verify; the view itself is web.public.verify_api's."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Console pages to administer people: list, create (one-time password shown once), change role,
 disable/enable, reset password. Operators administer everyone; an org admin their organisation.
-A staff-account change an operator makes is filed for a second operator (web.staff_views)."""
+A staff-account change an operator makes is filed for a second operator (web.console.staff_views)."""
 
 from __future__ import annotations
 
