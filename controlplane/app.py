@@ -7,15 +7,23 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from controlplane.backends import Backends, load_backends
+from controlplane.backends.keys import KeyBackend
 from controlplane.logging_setup import configure_logging
 from controlplane.settings import REPO_ROOT, Settings, load_settings
 from controlplane.storage import Database
 from controlplane.web import init_web
+from controlplane.web.services import Services, services_of
+from controlplane.web.services import install as install_services
+
+if TYPE_CHECKING:
+    from controlplane.accounts.mfa import SecretBox
+    from controlplane.documents.signer import OrgSigner
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +49,20 @@ def load_or_create_secret_key(settings: Settings) -> str:
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(key)
     return key
+
+
+def _org_signer(keys: KeyBackend, database: Database) -> OrgSigner:
+    # Imported when first needed: the verification role never signs and never loads this code.
+    from controlplane.documents.signer import OrgSigner
+
+    return OrgSigner(keys, database)
+
+
+def _mfa_box(settings: Settings, secret_key: str) -> SecretBox:
+    """Keyed by the MFA key file; SECRET_KEY only opens secrets of earlier releases to re-seal them."""
+    from controlplane.accounts.mfa import SecretBox
+
+    return SecretBox.from_key_file(settings.effective_mfa_key_file, legacy_secret_key=secret_key)
 
 
 def create_app(settings: Settings | None = None, *, backends: Backends | None = None) -> Flask:
@@ -70,13 +92,17 @@ def create_app(settings: Settings | None = None, *, backends: Backends | None = 
         WTF_CSRF_TIME_LIMIT=None,  # the session bounds the token's life; a timer only annoys
         JSON_SORT_KEYS=False,
     )
-    app.extensions["controlplane.settings"] = settings
-    app.extensions["controlplane.db"] = Database(settings.effective_database_url)
-    # Backends are built lazily by the web layer on first use, so an app can start while
-    # OpenStack or Vault is down and report that on /readyz instead of failing to boot.
-    app.extensions["controlplane.backends"] = backends
-    app.extensions["controlplane.backends_factory"] = lambda: load_backends(settings)
-    app.extensions["controlplane.closers"] = []  # background work to stop at shutdown, newest first
+    secret_key = app.config["SECRET_KEY"]
+    # Backends, signer and MFA cipher are built on first use, so an app can start while OpenStack
+    # or Vault is down and report that on /readyz instead of failing to boot.
+    install_services(app, Services(
+        settings=settings,
+        database=Database(settings.effective_database_url),
+        backends_factory=lambda: load_backends(settings),
+        signer_factory=_org_signer,
+        mfa_box_factory=lambda: _mfa_box(settings, secret_key),
+        built_backends=backends,
+    ))
     init_web(app)
     if settings.proxy_hops:
         # Outermost, so the verification fast path, rate limits and audit all see the real client.
@@ -89,6 +115,7 @@ def create_app(settings: Settings | None = None, *, backends: Backends | None = 
 
 def close_app(app: Flask) -> None:
     """Shut the app down: stop its background work (writing what it holds), then its database pool."""
-    for close in reversed(app.extensions["controlplane.closers"]):
+    built = services_of(app)
+    for close in reversed(built.closers):
         close()
-    app.extensions["controlplane.db"].dispose()
+    built.database.dispose()

@@ -60,6 +60,14 @@ class Conflict(ControlPlaneError):
     title = "Conflict"
 
 
+class ServiceUnavailable(ControlPlaneError):
+    """A part of this process (its backends, signer, verifier) cannot be used now or is not held by
+    this role; the message says which and why, and nothing was changed."""
+
+    status = 503
+    title = "Service unavailable"
+
+
 class BackendError(ControlPlaneError):
     """A backend (OpenStack, Vault, Ansible) failed. Adapters raise only the two subclasses."""
 

@@ -54,7 +54,7 @@ class LoginSession(Base):
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # When the person last proved who they are (password, and TOTP if enrolled) in this session:
-    # sign-in, or the re-prompt before a sensitive action (web.auth.fresh_auth_required).
+    # sign-in, or the re-prompt before a sensitive action (web.console.auth.fresh_auth_required).
     authenticated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Shown on the person's sessions page, to tell their sessions apart.
     client_ip: Mapped[str] = mapped_column(String(45), default="")

@@ -290,7 +290,7 @@ def authenticate_bearer(session: Session, header: str | None, *, now: datetime |
     """The token actor of an `Authorization: Bearer cpt_…` header, or NotAuthenticated with the reason.
 
     Refusals of a known token are audited before raising: the caller commits the session even on
-    NotAuthenticated (see web.api_auth). A successful use is not an audit event (plain reads would
+    NotAuthenticated (see web.bearer). A successful use is not an audit event (plain reads would
     flood the log): it is counted per hour (token_use) and `last_used_at` is touched once a minute;
     what the token then changes is audited by the use-case it calls."""
     now = now or utcnow()

@@ -21,6 +21,7 @@ from controlplane.backends.keys import TENANT_SLUG, Signature, SigningKey
 from controlplane.documents.callers import SigningCaller, check_caller
 from controlplane.documents.claims import DOC_TYPE_PATTERN, Claims
 from controlplane.documents.cose import encode_sign1, protected_header, sig_structure
+from controlplane.documents.masking import mask_recipient
 from controlplane.documents.models import Document, DocumentSignature
 from controlplane.documents.signature_log import ROOT_FIELD, Entry, batch_root, signed_sha256
 from controlplane.documents.signer import OrgSigner
@@ -217,19 +218,6 @@ def _archive_signing_key(session: Session, org: str, key: SigningKey) -> None:
             "the key was recreated under the same name",
             hint="give the organisation a new key name or restore its key; nothing was issued",
         )
-
-
-def mask_recipient(name: str) -> str:
-    """'Ahmed Karim Salih' -> 'A**** K**** S****': the first letter of each word (with its marks)."""
-    words = []
-    for word in name.split():
-        first = word[0]
-        for char in word[1:]:
-            if not unicodedata.combining(char):
-                break
-            first += char  # keep Arabic harakat and other combining marks with their letter
-        words.append(first + "****")
-    return " ".join(words)
 
 
 def parse_time(value: object, field: str, problems: list[str]) -> datetime | None:

@@ -19,7 +19,7 @@ from sqlalchemy import Select, bindparam, select
 from controlplane.documents.claims import Claims
 from controlplane.documents.cose import Sign1, decode_sign1, verify_signature
 from controlplane.documents.errors import MalformedToken
-from controlplane.documents.issuance import mask_recipient
+from controlplane.documents.masking import mask_recipient
 from controlplane.documents.models import Document
 from controlplane.documents.tokens import decode_token
 from controlplane.metrics import DOCUMENT_VERIFICATIONS_TOTAL, DOCUMENT_VERIFY_SECONDS

@@ -18,7 +18,7 @@ from controlplane.errors import InvalidSettings
 from controlplane.settings import Settings
 from controlplane.storage import Database
 
-# What the verification role reads (documents.verification, documents.publication, web.verify_views,
+# What the verification role reads (documents.verification, documents.publication, web.public.verify_views,
 # doctor.check_database): the registry, the archived public keys, the published trust lists and the
 # schema revision; of the tenants only the slug and the English name (the issuer on the page).
 VERIFIER_READS = ("documents", "signing_public_keys", "published_trust_lists", "alembic_version")

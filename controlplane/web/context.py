@@ -1,52 +1,28 @@
-"""Per-request access to settings, the database session, the backends and the signed-in actor."""
+"""Per-request state: the request's database session and its signed-in actor (the process's
+settings, database, backends and the rest come from web.services.services())."""
 
 from __future__ import annotations
 
-import threading
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-from flask import Flask, current_app, g
+from flask import Flask, g
 from sqlalchemy.orm import Session
 
-from controlplane.accounts.service import Actor
-from controlplane.backends import Backends
-from controlplane.errors import ControlPlaneError
-from controlplane.settings import Settings
-from controlplane.storage import Database
+from controlplane.web.services import services
 
-_backends_lock = threading.Lock()
-
-
-def settings() -> Settings:
-    return cast(Settings, current_app.extensions["controlplane.settings"])
-
-
-def database() -> Database:
-    return cast(Database, current_app.extensions["controlplane.db"])
+if TYPE_CHECKING:  # types only: the public channel imports this module, and no accounts code
+    from controlplane.accounts.service import Actor
 
 
 def db_session() -> Session:
     """The request's session; views commit explicitly through `database().transaction()` or here."""
     if "db_session" not in g:
-        g.db_session = database().sessionmaker()
+        g.db_session = services().database.sessionmaker()
     return cast(Session, g.db_session)
 
 
-def backends() -> tuple[Backends | None, ControlPlaneError | None]:
-    """The app's backends, built on first use; a configuration error is returned, not raised."""
-    ext = current_app.extensions
-    if ext.get("controlplane.backends") is None:
-        with _backends_lock:
-            if ext.get("controlplane.backends") is None:
-                try:
-                    ext["controlplane.backends"] = ext["controlplane.backends_factory"]()
-                except ControlPlaneError as exc:
-                    return None, exc
-    return cast(Backends, ext["controlplane.backends"]), None
-
-
 def actor() -> Actor | None:
-    return cast(Actor | None, g.get("actor"))
+    return cast("Actor | None", g.get("actor"))
 
 
 def _close_session(_exc: BaseException | None) -> None:

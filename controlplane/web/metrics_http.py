@@ -27,7 +27,7 @@ from controlplane.metrics import (
 )
 from controlplane.tenancy.models import Tenant
 from controlplane.tenancy.phases import ACTIVE_PHASES
-from controlplane.web import context
+from controlplane.web.services import services
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def refresh_tenant_gauges() -> None:
     """Drift and failures as the tenants table has them: one aggregate query per scrape."""
     active = [p.value for p in ACTIVE_PHASES]
     try:
-        with context.database().transaction() as s:
+        with services().database.transaction() as s:
             drifted, resources = s.execute(
                 select(func.count(), func.coalesce(func.sum(Tenant.drift_count), 0))
                 .where(Tenant.drift_count > 0)
@@ -69,7 +69,7 @@ def refresh_tenant_gauges() -> None:
 def refresh_audit_gauges() -> None:
     """Events written but not yet given a Merkle leaf (an indexed NULL lookup), and the oldest one's age."""
     try:
-        with context.database().transaction() as s:
+        with services().database.transaction() as s:
             waiting, oldest = s.execute(
                 select(func.count(), func.min(AuditEvent.occurred_at)).where(AuditEvent.leaf_index.is_(None))
             ).one()

@@ -4,44 +4,40 @@ and loopback callers), /metrics (Prometheus)."""
 from __future__ import annotations
 
 import ipaddress
-import threading
-import time
 
-from flask import Blueprint, Response, abort, current_app, jsonify, request
+from flask import Blueprint, Response, abort, jsonify, request
 
-from controlplane.accounts.models import Role
 from controlplane.backends.health import HealthCheck
 from controlplane.doctor import check_database, check_everything
-from controlplane.errors import NotAuthenticated
+from controlplane.errors import ControlPlaneError, NotAuthenticated, ServiceUnavailable
 from controlplane.metrics import BACKEND_UP, render_latest
 from controlplane.web import context
-from controlplane.web.api_auth import current_api_actor, has_bearer
+from controlplane.web.services import services
 
 bp = Blueprint("probes", __name__)
 
 # Readiness is polled by load balancers every few seconds; checking OpenStack on each poll
 # would put the control plane's own probes among Keystone's busiest clients.
 CACHE_SECONDS = 5.0
-_cache_lock = threading.Lock()
 
 
 def current_health(*, fresh: bool = False) -> list[HealthCheck]:
-    ext = current_app.extensions
-    with _cache_lock:
-        cached = ext.get("controlplane.health_cache")
-        if not fresh and cached and time.monotonic() - cached[0] < CACHE_SECONDS:
-            return list(cached[1])
-    if context.settings().role == "verification":
+    held = services()
+    cached = None if fresh else held.cached_health(CACHE_SECONDS)
+    if cached is not None:
+        return cached
+    if held.settings.role == "verification":
         # The shared-verification role reads the registry and the published trust list: nothing else.
-        checks = [check_database(context.database())]
+        checks = [check_database(held.database)]
     else:
-        backends, error = context.backends()
-        checks = check_everything(context.database(), backends, error,
-                                  witness_url=context.settings().witness_url)
+        try:
+            backends, error = held.backends, None
+        except ServiceUnavailable as exc:  # the doctor reports the adapter's own problem
+            backends, error = None, exc.__cause__ if isinstance(exc.__cause__, ControlPlaneError) else exc
+        checks = check_everything(held.database, backends, error, witness_url=held.settings.witness_url)
     for check in checks:
         BACKEND_UP.labels(check.name).set(1 if check.ok else 0)
-    with _cache_lock:
-        ext["controlplane.health_cache"] = (time.monotonic(), checks)
+    held.remember_health(checks)
     return checks
 
 
@@ -62,8 +58,12 @@ def _may_see_details() -> bool:
     attacker. Loopback callers and staff (a console session, an operator token) see them."""
     if _from_loopback():
         return True
-    if context.settings().role == "verification":
+    if services().settings.role == "verification":
         return False  # the public verifier has no staff sessions or tokens to check
+    # Imported here: the verification role's process never loads the accounts code.
+    from controlplane.accounts.models import Role
+    from controlplane.web.bearer import current_api_actor, has_bearer
+
     actor = context.actor()
     if actor is not None and actor.role in (Role.OPERATOR, Role.AUDITOR):
         return True
@@ -90,7 +90,7 @@ def readyz() -> tuple[Response, int]:
 
 def _metrics_allowed() -> bool:
     """Metrics reveal tenant activity: loopback scrapers only, or the configured bearer token."""
-    token = context.settings().metrics_token
+    token = services().settings.metrics_token
     if token:
         return request.headers.get("Authorization", "") == f"Bearer {token}"
     return _from_loopback()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response
 
-from controlplane.web import context
+from controlplane.web.services import services
 
 _CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -35,7 +35,7 @@ def _add_headers(response: Response) -> Response:
     # One pass over the response's headers instead of a setdefault scan per header (every request,
     # the public verification API's above all); a view's own value still wins.
     present = {key.lower() for key, _ in headers}
-    wanted = standard_headers(context.settings().cookies_secure)
+    wanted = standard_headers(services().settings.cookies_secure)
     headers.extend([(key, value) for key, value in wanted if key.lower() not in present])
     if response.mimetype == "text/html":
         # Console pages carry tenant data; never let a shared cache keep them.

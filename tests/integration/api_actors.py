@@ -20,7 +20,7 @@ from controlplane.storage import Database, utcnow
 from controlplane.tenancy import registry
 from controlplane.tenancy.models import Tenant
 from controlplane.tenancy.spec import parse_spec
-from controlplane.web.auth import SESSION_KEY
+from controlplane.web.console.auth import SESSION_KEY
 from tests.fixtures.tenancy import spec_text
 
 PASSWORD = "a-long-test-password-1"

@@ -25,7 +25,7 @@ from controlplane.accounts.models import (
 from controlplane.accounts.service import create_user
 from controlplane.audit.models import AuditEvent
 from controlplane.storage import Database, utcnow
-from controlplane.web.auth import secret_box_for
+from controlplane.web.console.auth import secret_box_for
 from tests.fixtures.app import csrf_token_from
 
 PASSWORD = "a-long-test-passphrase-7"

@@ -27,8 +27,8 @@ from controlplane.audit.models import AuditEvent
 from controlplane.errors import InvalidInput, NotFound, PermissionDenied
 from controlplane.storage import Database, as_utc, utcnow
 from controlplane.tenancy.registry import live_org_slugs
-from controlplane.web.api_auth import require_scope
-from controlplane.web.auth import SESSION_KEY
+from controlplane.web.api.api_auth import require_scope
+from controlplane.web.console.auth import SESSION_KEY
 from tests.fixtures.app import csrf_token_from
 from tests.integration.api_actors import ensure_org, make_user, org_admin
 

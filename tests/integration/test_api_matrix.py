@@ -28,7 +28,7 @@ from controlplane.requests.models import RequestStep, ResourceRequest
 from controlplane.storage import Database, utcnow
 from controlplane.tenancy.service import register_specs
 from controlplane.tenancy.spec import TenantSpec
-from controlplane.web.auth import SESSION_KEY
+from controlplane.web.console.auth import SESSION_KEY
 from tests.integration.api_actors import bearer, make_user, operator_token, org_token, org_token_row
 
 pytestmark = pytest.mark.integration

@@ -21,6 +21,7 @@ from controlplane.settings import Settings
 from controlplane.storage import Database
 from controlplane.tenancy.service import register_specs
 from controlplane.tenancy.spec import TenantSpec
+from controlplane.web.services import services_of
 from tests.integration.api_actors import bearer, make_user, operator_token, org_token
 
 pytestmark = pytest.mark.integration
@@ -138,7 +139,7 @@ def test_the_deployments_rule_settings_decide_through_the_api(
         created = app.test_client().post(URL, headers=rw, json={
             "kind": "quota_change", "environment": "prod", "quotas": {"compute": {"cores": 40}}})
     finally:
-        app.extensions["controlplane.db"].dispose()
+        services_of(app).database.dispose()
     assert created.status_code == 201 and created.get_json()["required_approvals"] == 3
 
 

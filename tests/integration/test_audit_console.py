@@ -20,7 +20,7 @@ from controlplane.accounts.service import Actor, create_user, start_session
 from controlplane.audit import AuditAction, record_event
 from controlplane.documents.models import VerificationCount
 from controlplane.storage import Database
-from controlplane.web.auth import SESSION_KEY
+from controlplane.web.console.auth import SESSION_KEY
 
 pytestmark = pytest.mark.integration
 

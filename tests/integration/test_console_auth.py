@@ -20,7 +20,7 @@ from controlplane.accounts.service import (
 )
 from controlplane.audit.models import AuditEvent
 from controlplane.storage import Database, utcnow
-from controlplane.web.auth import secret_box_for
+from controlplane.web.console.auth import secret_box_for
 from tests.fixtures.app import csrf_token_from
 
 NEW_PASSWORD = "a-long-new-passphrase-42"

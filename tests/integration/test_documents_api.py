@@ -22,7 +22,8 @@ from controlplane.backends import Backends
 from controlplane.documents.models import Document, VerificationCount
 from controlplane.settings import Settings
 from controlplane.storage import Database
-from controlplane.web.verify_views import STATE, VerificationState
+from controlplane.web.public.verify_views import VerificationState
+from controlplane.web.services import services_of
 from tests.fixtures.app import csrf_token_from
 
 pytestmark = [pytest.mark.integration]
@@ -51,7 +52,7 @@ def document_count(database: Database) -> int:
 
 
 def shared_state(app: Flask) -> VerificationState:
-    state: VerificationState = app.extensions[STATE]
+    state: VerificationState = services_of(app).verifier
     return state
 
 

@@ -13,7 +13,7 @@ from controlplane.storage import Database
 from controlplane.tenancy import registry
 from controlplane.tenancy.service import register_specs
 from controlplane.tenancy.spec import TenantSpec
-from controlplane.web.auth import SESSION_KEY
+from controlplane.web.console.auth import SESSION_KEY
 from tests.integration.api_actors import make_user
 
 

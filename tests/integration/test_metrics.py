@@ -26,6 +26,7 @@ from controlplane.tenancy.models import Tenant
 from controlplane.tenancy.service import register_specs
 from controlplane.tenancy.spec import TenantSpec
 from controlplane.tenancy.worker import run_pass
+from controlplane.web.services import services_of
 from tests.fixtures.app import csrf_token_from
 
 pytestmark = pytest.mark.integration
@@ -182,12 +183,12 @@ def token_app(database: Database, settings: Settings) -> Iterator[Flask]:
     app = create_app(tokened)
     app.config.update(TESTING=True)
     yield app
-    app.extensions["controlplane.db"].dispose()
+    services_of(app).database.dispose()
 
 
 def test_bearer_token_admits_a_remote_scraper(token_app: Flask) -> None:
     client = token_app.test_client()
-    token = token_app.extensions["controlplane.settings"].metrics_token
+    token = services_of(token_app).settings.metrics_token
     ok = client.get("/metrics", environ_base=REMOTE, headers={"Authorization": f"Bearer {token}"})
     assert ok.status_code == 200 and "controlplane_http_requests_total" in ok.get_data(as_text=True)
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": token}):

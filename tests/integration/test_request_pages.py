@@ -21,7 +21,7 @@ from controlplane.storage import Database
 from controlplane.tenancy.reconciler import reconcile_tenant
 from controlplane.tenancy.service import register_specs
 from controlplane.tenancy.spec import TenantSpec
-from controlplane.web.auth import SESSION_KEY
+from controlplane.web.console.auth import SESSION_KEY
 from tests.fixtures.app import csrf_token_from
 
 pytestmark = pytest.mark.integration

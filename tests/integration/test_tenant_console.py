@@ -16,7 +16,7 @@ from controlplane.storage import Database
 from controlplane.tenancy.models import Tenant
 from controlplane.tenancy.service import register_specs
 from controlplane.tenancy.spec import TenantSpec
-from controlplane.web.auth import SESSION_KEY
+from controlplane.web.console.auth import SESSION_KEY
 from tests.fixtures.app import csrf_token_from
 
 pytestmark = pytest.mark.integration

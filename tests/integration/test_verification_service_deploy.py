@@ -46,6 +46,7 @@ from controlplane.tenancy.services import (
 )
 from controlplane.tenancy.spec import parse_spec
 from controlplane.tenancy.verifier_db import drop_verifier, grant_verifier, verifier_database
+from controlplane.web.services import services_of
 from tests.fixtures.ansible import process_alive
 from tests.fixtures.documents import signing_caller
 from tests.fixtures.tenancy import spec_text
@@ -300,6 +301,6 @@ def test_verification_role_serves_only_the_public_routes(settings: Settings, dat
     }
     response = app.test_client().get("/")
     assert response.status_code == 404 and response.is_json, "no console page to render errors into"
-    app.extensions["controlplane.db"].dispose()
+    services_of(app).database.dispose()
     with pytest.raises(InvalidSettings, match="role: 'admin' is not one of full, console, worker"):
         load_settings({"instance_path": settings.instance_path, "role": "admin"}, environ={})

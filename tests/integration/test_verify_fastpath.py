@@ -16,8 +16,9 @@ from controlplane.documents.revocation import revoke_document, supersede_documen
 from controlplane.documents.signer import OrgSigner
 from controlplane.settings import Settings
 from controlplane.storage import Database
-from controlplane.web.verify_fastpath import VerifyApiFastPath
-from controlplane.web.verify_views import STATE, VerificationState
+from controlplane.web.public.verify_fastpath import VerifyApiFastPath
+from controlplane.web.public.verify_views import VerificationState
+from controlplane.web.services import services_of
 from tests.fixtures.documents import registry_lookup, signing_caller
 
 pytestmark = pytest.mark.integration
@@ -88,7 +89,7 @@ def test_every_verdict_is_answered_as_the_flask_view_answers_it(app: Flask, toke
 
 
 def test_it_counts_and_measures_like_the_view(app: Flask, tokens: dict[str, str], document_org: str) -> None:
-    state: VerificationState = app.extensions[STATE]
+    state: VerificationState = services_of(app).verifier
     labels = {"endpoint": "api_documents.verify", "method": "GET", "status_class": "2xx"}
     before = REGISTRY.get_sample_value("controlplane_http_requests_total", labels) or 0.0
     pending_before = state.counter.pending().get
@@ -104,7 +105,7 @@ def test_it_counts_and_measures_like_the_view(app: Flask, tokens: dict[str, str]
 def test_a_registry_failure_is_the_same_503_on_both_paths(app: Flask, tokens: dict[str, str]) -> None:
     path = f"/api/v1/verify/{tokens['valid']}"
     assert Client(fast_path(app)).get(path).status_code == 200  # builds the registry lookup
-    database: Database = app.extensions["controlplane.db"]
+    database: Database = services_of(app).database
     lookup = registry_lookup(database)
     error = database.engine.dialect.loaded_dbapi.OperationalError
 

@@ -15,7 +15,7 @@ from controlplane.accounts import mfa
 from controlplane.accounts.models import LoginSession, Role, User
 from controlplane.accounts.service import Actor, create_user
 from controlplane.storage import Database, utcnow
-from controlplane.web.auth import secret_box_for
+from controlplane.web.console.auth import secret_box_for
 from tests.fixtures.app import csrf_token_from
 
 PASSWORD = "a-long-session-test-passphrase"

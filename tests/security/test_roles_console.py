@@ -45,13 +45,13 @@ from tests.integration.api_actors import bearer, make_user, operator_token
 PROBE = r"""
 import json, sys
 from controlplane.app import close_app, create_app
-from controlplane.web import context
+from controlplane.web.services import services
 app = create_app()
 client = app.test_client()
 out = {"healthz": client.get("/healthz").status_code, "readyz": client.get("/readyz").get_json(),
        "login": client.get("/login").status_code}
 with app.app_context():
-    backends, error = context.backends()
+    backends = services().backends
     out["cloud"], out["holds_cloud"] = repr(backends.cloud), backends.holds_cloud
 out["sdk_loaded"] = sorted(m for m in sys.modules if m.split(".")[0] in ("openstack", "keystoneauth1"))
 close_app(app)

@@ -29,7 +29,7 @@ from controlplane.audit.models import AuditEvent
 from controlplane.migrations import upgrade_database
 from controlplane.settings import Settings, load_settings
 from controlplane.storage import Database
-from controlplane.web.auth import secret_box_for
+from controlplane.web.console.auth import secret_box_for
 from tests.fixtures.app import TEST_DB_ENV, csrf_token_from
 from tests.security.session_support import (
     PASSWORD,

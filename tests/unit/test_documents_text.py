@@ -9,7 +9,8 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from controlplane.documents.issuance import NewDocument, mask_recipient
+from controlplane.documents.issuance import NewDocument
+from controlplane.documents.masking import mask_recipient
 from controlplane.documents.qr import make_qr, qr_png, qr_svg
 from controlplane.errors import InvalidInput
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from controlplane.storage import Database
-from controlplane.web.verification_counts import VerificationCounter
+from controlplane.web.public.verification_counts import VerificationCounter
 
 
 def test_each_count_goes_to_the_hour_of_its_own_call() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from controlplane.web import ratelimit
-from controlplane.web.ratelimit import TokenBucketLimiter, retry_after_header
+from controlplane.web.public import ratelimit
+from controlplane.web.public.ratelimit import TokenBucketLimiter, retry_after_header
 
 
 class Clock:

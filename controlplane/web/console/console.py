@@ -21,8 +21,9 @@ from controlplane.accounts.service import (
 )
 from controlplane.errors import InvalidInput
 from controlplane.web import context
-from controlplane.web.auth import SESSION_KEY, login_required, require_role, set_pending
+from controlplane.web.console.auth import SESSION_KEY, login_required, require_role, set_pending
 from controlplane.web.probes import current_health
+from controlplane.web.services import services
 
 bp = Blueprint("console", __name__)
 
@@ -68,7 +69,7 @@ def login() -> str | WerkzeugResponse | tuple[str, int]:
         return render_template("login.html", error="Enter your username and password.",
                                next=next_url), 400
     pending: str | None = None
-    with context.database().transaction() as db:
+    with services().database.transaction() as db:
         attempt = check_password_step(db, username=username, password=password,
                                       client_ip=request.remote_addr or "")
         done = attempt.actor is not None and attempt.stage is LoginStage.DONE
@@ -108,7 +109,7 @@ def finish_login(token: str, next_url: str | None) -> WerkzeugResponse:
 def logout() -> WerkzeugResponse:
     token = session.pop(SESSION_KEY, None)
     if token:
-        with context.database().transaction() as db:
+        with services().database.transaction() as db:
             end_session(db, token, actor=context.actor())
     session.clear()
     flash("You are signed out.")
@@ -126,7 +127,7 @@ def change_password_view() -> str | WerkzeugResponse | tuple[str, int]:
     try:
         if new != repeat:
             raise InvalidInput("the two new passwords differ")
-        with context.database().transaction() as db:
+        with services().database.transaction() as db:
             ended = change_password(db, actor, current=_field("current_password"), new=new,
                                     keep_session=session.get(SESSION_KEY))
     except InvalidInput as exc:
@@ -144,7 +145,7 @@ def index() -> str | WerkzeugResponse:
     if actor is not None and actor.role in (Role.ORG_ADMIN, Role.ORG_MEMBER):
         # A ministry's people land on their own organisation; platform internals are staff-only.
         return redirect(url_for("portal.overview"))
-    return render_template("index.html", checks=current_health(), settings=context.settings())
+    return render_template("index.html", checks=current_health(), settings=services().settings)
 
 
 @bp.get("/status")

@@ -18,8 +18,9 @@ from controlplane.requests.lifecycle import State
 from controlplane.requests.rules import MAX_TEXT, RequestRules
 from controlplane.requests.service import RequestView
 from controlplane.web import context
-from controlplane.web.auth import login_required, require_role
-from controlplane.web.portal_views import QUOTA_LABELS
+from controlplane.web.console.auth import login_required, require_role
+from controlplane.web.console.portal_views import QUOTA_LABELS
+from controlplane.web.services import services
 
 bp = Blueprint("requests", __name__, url_prefix="/requests")
 
@@ -49,7 +50,7 @@ def queue() -> str:
         raise InvalidInput(f"state: expected one of {', '.join(s.value for s in State)}")
     if org and not ORG_FILTER.match(org):
         raise InvalidInput("org: expected an organisation's slug")
-    db = context.database()
+    db = services().database
     if state:
         rows = service.list_requests(db, actor, org=org or None, state=state, limit=QUEUE_PENDING)
     else:  # what waits for an operator first, then the most recent of the rest
@@ -76,7 +77,7 @@ def _detail(actor: Actor, view: RequestView, *, error: str = "", status: int = 2
 def _load(actor: Actor, request_id: int) -> RequestView:
     if request_id > MAX_ID:
         raise NotFound(f"there is no request {request_id}")
-    return service.get_request(context.database(), actor, request_id)
+    return service.get_request(services().database, actor, request_id)
 
 
 @bp.get("/<int:request_id>")
@@ -102,11 +103,8 @@ def approve(request_id: int) -> WerkzeugResponse | tuple[str, int]:
     view = _load(actor, request_id)
     try:
         comment = _comment()
-        backends, problem = context.backends()
-        if backends is None:
-            raise problem or InvalidInput("the cloud backends are not configured")
-        done = service.approve_request(context.database(), backends, actor, request_id, comment=comment,
-                                       rules=RequestRules.from_settings(context.settings()))
+        done = service.approve_request(services().database, services().backends, actor, request_id,
+                                       comment=comment, rules=RequestRules.from_settings(services().settings))
     except ControlPlaneError as exc:  # refused (own request, twice, too late, bad input): say why here
         return _detail(actor, _load(actor, request_id) if exc.status < 500 else view,
                        error=exc.message, status=exc.status)
@@ -124,7 +122,7 @@ def reject(request_id: int) -> WerkzeugResponse | tuple[str, int]:
     actor = _actor(Role.OPERATOR)
     view = _load(actor, request_id)
     try:
-        done = service.reject_request(context.database(), actor, request_id, comment=_comment())
+        done = service.reject_request(services().database, actor, request_id, comment=_comment())
     except ControlPlaneError as exc:
         return _detail(actor, view, error=exc.message, status=exc.status)
     flash(gettext("Request %(id)d is now %(state)s.", id=done.id, state=gettext(done.state)))

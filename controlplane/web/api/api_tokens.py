@@ -24,9 +24,9 @@ from controlplane.accounts.tokens import (
 from controlplane.errors import InvalidInput, NotFound
 from controlplane.storage import as_utc, utcnow
 from controlplane.tenancy.registry import live_org_slugs
-from controlplane.web import context
-from controlplane.web.api_auth import challenge_on_401, current_api_actor, require_scope
-from controlplane.web.api_body import read_body, text_field, whole_number
+from controlplane.web.api.api_auth import challenge_on_401, current_api_actor, require_scope
+from controlplane.web.api.api_body import read_body, text_field, whole_number
+from controlplane.web.services import services
 
 bp = Blueprint("api_tokens", __name__, url_prefix="/api/v1/tokens")
 challenge_on_401(bp)
@@ -63,7 +63,7 @@ def token_json(t: ApiToken) -> dict[str, Any]:
 def list_api_tokens() -> Response:
     """Tokens the caller may manage, newest first: an organisation token's own organisation's; an
     operator token's, all."""
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         items = [token_json(t) for t in list_tokens(s, current_api_actor().as_actor())]
     return jsonify(items=items)
 
@@ -86,7 +86,7 @@ def create_api_token() -> tuple[Response, int, dict[str, str]]:
         raise InvalidInput(f"expires_in_days: required; a token made through the API expires "
                            f"within {MAX_DAYS} days")
     days = whole_number(body, "expires_in_days", default=0, low=1, high=MAX_DAYS)
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         created = create_token(s, api.as_actor(), name=name, org=org, scopes=scopes,
                                expires_at=utcnow() + timedelta(days=days), known_orgs=live_org_slugs(s))
         out = {**token_json(created.token), "secret": created.secret}
@@ -100,5 +100,5 @@ def revoke_api_token(token_id: int) -> Response:
     if token_id > MAX_ID:
         raise NotFound("no such API token")
     read_body(allowed=frozenset(), required=False)
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         return jsonify(token_json(revoke_token(s, current_api_actor().as_actor(), token_id)))

@@ -19,9 +19,9 @@ from controlplane.requests.lifecycle import Kind, State
 from controlplane.requests.rules import ENVIRONMENT_NAME, RequestRules, parse_quotas
 from controlplane.requests.service import RequestView
 from controlplane.storage import as_utc
-from controlplane.web import context
-from controlplane.web.api_auth import challenge_on_401, current_api_actor, require_scope
-from controlplane.web.api_body import read_body, text_field
+from controlplane.web.api.api_auth import challenge_on_401, current_api_actor, require_scope
+from controlplane.web.api.api_body import read_body, text_field
+from controlplane.web.services import services
 
 bp = Blueprint("api_requests", __name__, url_prefix="/api/v1/requests")
 challenge_on_401(bp)
@@ -38,14 +38,11 @@ def _actor() -> Actor:
 
 
 def _rules() -> RequestRules:
-    return RequestRules.from_settings(context.settings())
+    return RequestRules.from_settings(services().settings)
 
 
 def _backends() -> Backends:
-    backends, error = context.backends()
-    if backends is None:
-        raise error or InvalidInput("the cloud backends are not configured")
-    return backends
+    return services().backends
 
 
 def request_json(view: RequestView) -> dict[str, Any]:
@@ -125,7 +122,7 @@ def list_requests() -> Response:
     if org and not ORG_FILTER.fullmatch(org):
         raise InvalidInput("org: expected an organisation's slug")
     actor = _actor()
-    views = service.list_requests(context.database(), actor, org=org or actor.org or None,
+    views = service.list_requests(services().database, actor, org=org or actor.org or None,
                                   state=state or None, limit=int(raw))
     return jsonify(items=[request_json(v) for v in views])
 
@@ -154,7 +151,7 @@ def create_request() -> tuple[Response, int, dict[str, str]]:
     description, comment = text_field(body, "description"), text_field(body, "comment")
     with _state_conflicts():
         view = service.create_request(
-            context.database(), _backends(), actor, org=actor.org, kind=kind, environment=environment,
+            services().database, _backends(), actor, org=actor.org, kind=kind, environment=environment,
             quotas=quotas, description=description, comment=comment, submit=submit, rules=_rules(),
         )
     location = url_for("api_requests.get_request", request_id=view.id)
@@ -165,7 +162,7 @@ def create_request() -> tuple[Response, int, dict[str, str]]:
 @require_scope("requests:read")
 def get_request(request_id: int) -> Response:
     """One request the token may see; any other id is simply not found."""
-    view = service.get_request(context.database(), _actor(), _request_id(request_id))
+    view = service.get_request(services().database, _actor(), _request_id(request_id))
     return jsonify(request_json(view))
 
 
@@ -178,9 +175,9 @@ def _comment(*, required: bool = False) -> str:
 def submit_request(request_id: int) -> Response:
     actor, request_id = _actor(), _request_id(request_id)
     comment = _comment()
-    service.get_request(context.database(), actor, request_id)  # 404 before touching the cloud
+    service.get_request(services().database, actor, request_id)  # 404 before touching the cloud
     with _state_conflicts():
-        view = service.submit_request(context.database(), _backends(), actor, request_id,
+        view = service.submit_request(services().database, _backends(), actor, request_id,
                                       comment=comment, rules=_rules())
     return jsonify(request_json(view))
 
@@ -189,7 +186,7 @@ def submit_request(request_id: int) -> Response:
 @require_scope("requests:write")
 def withdraw_request(request_id: int) -> Response:
     actor, request_id = _actor(), _request_id(request_id)
-    view = service.withdraw_request(context.database(), actor, request_id, comment=_comment())
+    view = service.withdraw_request(services().database, actor, request_id, comment=_comment())
     return jsonify(request_json(view))
 
 
@@ -200,9 +197,9 @@ def approve_request(request_id: int) -> Response:
     twice); the last approval needed makes the change desired state."""
     actor, request_id = _actor(), _request_id(request_id)
     comment = _comment()
-    service.get_request(context.database(), actor, request_id)  # 404 before touching the cloud
+    service.get_request(services().database, actor, request_id)  # 404 before touching the cloud
     with _state_conflicts():
-        view = service.approve_request(context.database(), _backends(), actor, request_id,
+        view = service.approve_request(services().database, _backends(), actor, request_id,
                                        comment=comment, rules=_rules())
     return jsonify(request_json(view))
 
@@ -212,5 +209,5 @@ def approve_request(request_id: int) -> Response:
 def reject_request(request_id: int) -> Response:
     """An operator token's rejection; the comment saying why is required."""
     actor, request_id = _actor(), _request_id(request_id)
-    view = service.reject_request(context.database(), actor, request_id, comment=_comment(required=True))
+    view = service.reject_request(services().database, actor, request_id, comment=_comment(required=True))
     return jsonify(request_json(view))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,18 +23,16 @@ from werkzeug.formparser import FormDataParser
 from wtforms import ValidationError
 
 from controlplane.documents.models import Document, VerificationCount
-from controlplane.documents.publication import current_trust_list, publish_trust_list
+from controlplane.documents.publication import current_trust_list
 from controlplane.documents.verification import PublicKeyCache, Verdict, VerificationResult, verify_token
 from controlplane.errors import ControlPlaneError, InvalidInput
 from controlplane.storage import Base, Database, as_utc
-from controlplane.web import context
-from controlplane.web.ratelimit import TokenBucketLimiter, retry_after_header
-from controlplane.web.verification_counts import VerificationCounter
+from controlplane.web.public.ratelimit import TokenBucketLimiter, retry_after_header
+from controlplane.web.public.verification_counts import VerificationCounter
+from controlplane.web.services import services, services_of
 
 bp = Blueprint("verify", __name__)
 
-log = logging.getLogger(__name__)
-STATE = "controlplane.verification"
 TRUST_LIST_MAX_AGE = 60  # seconds: clients and this process reuse one signed list that long
 TRUST_ROOT_FILE = "trust-root.pub"
 # The parser also holds each read chunk (64 KiB) against this, so it cannot be much smaller.
@@ -91,12 +88,12 @@ class VerificationState:
 
 
 def state() -> VerificationState:
-    return cast(VerificationState, current_app.extensions[STATE])
+    return services().verifier
 
 
 def verify_for_client(token: str) -> VerificationResult:
     """Verify one token for this request's client (see VerificationState.verify)."""
-    return state().verify(context.database(), token, request.remote_addr or "")
+    return state().verify(services().database, token, request.remote_addr or "")
 
 
 # ------------------------------------------------------------------------------------- page
@@ -122,7 +119,7 @@ def _facts(result: VerificationResult) -> list[tuple[str, str]]:
 def _replacement_url(result: VerificationResult) -> str | None:
     if not result.superseded_by:
         return None
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         token = s.scalar(select(Document.token).where(Document.serial == result.superseded_by))
     return url_for("verify.verify_page", token=token) if token else None
 
@@ -150,7 +147,7 @@ class _HashingSink:
 def hash_upload() -> bytes:
     """The SHA-256 of the form's `file`, computed while the body streams in (never stored), after
     checking the form's CSRF token. InvalidInput when the form is stale or has no file."""
-    limit = context.settings().verify_upload_max_bytes
+    limit = services().settings.verify_upload_max_bytes
     request.max_content_length = limit + 64 * 1024  # the multipart framing around the file
     sinks: list[_HashingSink] = []
 
@@ -232,29 +229,12 @@ def cached_trust_list() -> bytes:
         keys = None
         # Only a `full` process holds the trust-root key; the console and the verification service
         # serve what the worker's publisher stored (documents.publication).
-        if context.settings().role == "full":
-            backends, error = context.backends()
-            if backends is None:
-                raise error or InvalidInput("the key backend is not configured")
-            keys = backends.keys
-        published = current_trust_list(context.database(), keys, initiator="system:web")
+        if services().settings.role == "full":
+            keys = services().backends.keys
+        published = current_trust_list(services().database, keys, initiator="system:web")
         _write_root_key(Path(current_app.instance_path), published.root_public_key)
         shared.trust_list = (time.monotonic(), published.body)
         return published.body
-
-
-def republish_trust_list(initiator: str) -> None:
-    """After a revocation here: publish at once, so the next download carries it (other workers'
-    caches within 60 s). Vault being down leaves it to the worker's next pass."""
-    backends, _error = context.backends()
-    # The console cannot sign a trust list: the worker publishes on its next pass (revocations
-    # changed), and verifiers pick it up within TRUST_LIST_MAX_AGE after that.
-    if backends is not None and context.settings().role == "full":
-        try:
-            publish_trust_list(context.database(), backends.keys, initiator=initiator)
-        except ControlPlaneError as exc:
-            log.warning("trust list not republished after a revocation: %s", exc.message)
-    state().trust_list = None
 
 
 @bp.get("/trust-list.json")
@@ -274,18 +254,19 @@ def _rate_limited(exc: RateLimited) -> tuple[Response, int, dict[str, str]]:
 
 
 def init_app(app: Flask) -> None:
-    settings = app.extensions["controlplane.settings"]
-    counts_db = app.extensions["controlplane.db"]
+    held = services_of(app)
+    settings = held.settings
+    counts_db = held.database
     if settings.role == "verification" and settings.verification_counts_database_url:
         # A read-only registry connection (SQLite, tenancy.verifier_db): the counts go to a file of
         # the service's own, made here on first start.
         counts_db = Database(settings.verification_counts_database_url)
         Base.metadata.tables[VerificationCount.__tablename__].create(counts_db.engine, checkfirst=True)
-        app.extensions["controlplane.closers"].append(counts_db.dispose)
-    app.extensions[STATE] = VerificationState(
+        held.closers.append(counts_db.dispose)
+    verifier = held.installed_verifier = VerificationState(
         limiter=TokenBucketLimiter(settings.verify_rate_per_minute, settings.verify_rate_burst),
         counter=VerificationCounter(counts_db, flush_seconds=settings.verify_counts_flush_seconds),
-        keys=PublicKeyCache(app.extensions["controlplane.db"]),
+        keys=PublicKeyCache(held.database),
     )
-    app.extensions["controlplane.closers"].append(app.extensions[STATE].counter.close)
+    held.closers.append(verifier.counter.close)
     app.register_error_handler(RateLimited, _rate_limited)

@@ -16,8 +16,9 @@ from controlplane.accounts.service import Actor
 from controlplane.errors import ControlPlaneError, InvalidInput
 from controlplane.tenancy.registry import live_org_slugs
 from controlplane.web import context
-from controlplane.web.auth import fresh_auth_required, login_required, require_role
-from controlplane.web.console import MAX_FIELD
+from controlplane.web.console.auth import fresh_auth_required, login_required, require_role
+from controlplane.web.console.console import MAX_FIELD
+from controlplane.web.services import services
 
 bp = Blueprint("staff", __name__)
 
@@ -41,7 +42,7 @@ def _field(name: str, limit: int = MAX_FIELD) -> str:
 
 def file_staff_change(actor: Actor, *, kind: str, username: str, payload: dict[str, Any]) -> tuple[str, int]:
     """File a staff-account change from a people page: it waits for a second operator (202)."""
-    with context.database().transaction() as db:
+    with services().database.transaction() as db:
         change = staff_changes.file_change(db, actor, kind=kind, username=username, payload=payload)
         number = change.id
     return render_template("staff/filed.html", number=number, username=username), 202
@@ -51,7 +52,7 @@ def file_staff_change(actor: Actor, *, kind: str, username: str, payload: dict[s
 @login_required
 def changes() -> str:
     actor = _operator()
-    with context.database().transaction() as db:
+    with services().database.transaction() as db:
         rows = staff_changes.list_changes(db, actor)
         page = render_template("staff/changes.html", rows=rows, me=actor.user_id)
     return page
@@ -68,7 +69,7 @@ def _change_id(change_id: int) -> int:
 @fresh_auth_required
 def approve(change_id: int) -> WerkzeugResponse | tuple[str, int]:
     actor = _operator()
-    with context.database().transaction() as db:
+    with services().database.transaction() as db:
         done = staff_changes.approve_change(db, actor, _change_id(change_id), known_orgs=live_org_slugs(db))
         person, password, kind = done.user, done.one_time_password, done.change.kind
         page = (render_template("people/created.html", person=person, password=password,
@@ -84,7 +85,7 @@ def approve(change_id: int) -> WerkzeugResponse | tuple[str, int]:
 @fresh_auth_required
 def reject(change_id: int) -> WerkzeugResponse:
     actor = _operator()
-    with context.database().transaction() as db:
+    with services().database.transaction() as db:
         staff_changes.reject_change(db, actor, _change_id(change_id), comment=_field("comment", 500))
     flash(gettext("Change %(n)s rejected.", n=change_id))
     return redirect(url_for("staff.changes"))
@@ -93,7 +94,7 @@ def reject(change_id: int) -> WerkzeugResponse:
 # ------------------------------------------------------------------------------- invites
 def _invite_form(*, form: dict[str, str], error: str = "", status: int = 200,
                  code: str = "") -> tuple[str, int]:
-    with context.database().transaction() as db:
+    with services().database.transaction() as db:
         orgs = live_org_slugs(db)
     return render_template("staff/invite.html", form=form, orgs=orgs, error=error, code=code,
                            accept_url=url_for("staff.accept_invite", _external=True)), status
@@ -115,7 +116,7 @@ def create_invite() -> tuple[str, int]:
     form = {"org": "", "username": "", "display_name": ""}
     try:
         form = {k: _field(k) for k in form}
-        with context.database().transaction() as db:
+        with services().database.transaction() as db:
             created = invites.create_invite(db, actor, org=form["org"], username=form["username"],
                                             display_name=form["display_name"], known_orgs=live_org_slugs(db))
             code = created.code
@@ -135,7 +136,7 @@ def accept_invite() -> WerkzeugResponse | str | tuple[str, int]:
         password = _field("password", 200)
         if password != _field("password_again", 200):
             raise InvalidInput(gettext("The two passwords differ."))
-        with context.database().transaction() as db:
+        with services().database.transaction() as db:
             user = invites.accept_invite(db, code=_field("code", 200), password=password,
                                          known_orgs=live_org_slugs(db))
             username = user.username

@@ -20,8 +20,8 @@ from controlplane.audit.checkpoints import (
 )
 from controlplane.audit.models import AuditCheckpoint
 from controlplane.errors import InvalidInput
-from controlplane.web import context
-from controlplane.web.api_auth import require_scope
+from controlplane.web.api.api_auth import require_scope
+from controlplane.web.services import services
 
 bp = Blueprint("api_audit", __name__, url_prefix="/api/v1/audit")
 
@@ -53,7 +53,7 @@ def checkpoint_body(cp: AuditCheckpoint, public_key: bytes | None = None) -> dic
 @bp.get("/checkpoint")
 @require_scope(SCOPE)
 def latest_checkpoint() -> Response:
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         cp = proofs.latest_checkpoint(s)
         return jsonify(checkpoint_body(cp, archived_keys(s, AUDIT_KEY).get(cp.key_version)))
 
@@ -62,7 +62,7 @@ def latest_checkpoint() -> Response:
 @require_scope(SCOPE)
 def inclusion_proof() -> Response:
     leaf_index, size = _int_arg("leaf_index", minimum=0), _int_arg("tree_size", minimum=1)
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         proof = proofs.prove_inclusion(s, leaf_index, size)
     return jsonify(
         leaf_index=proof.leaf_index,
@@ -77,7 +77,7 @@ def inclusion_proof() -> Response:
 @require_scope(SCOPE)
 def consistency_proof() -> Response:
     first, second = _int_arg("first", minimum=1), _int_arg("second", minimum=1)
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         proof = proofs.prove_consistency(s, first, second)
     return jsonify(
         first=proof.first,

@@ -24,7 +24,8 @@ from controlplane.tenancy.snapshots import project_quotas
 from controlplane.tenancy.spec import TenantSpec
 from controlplane.tenancy.usage import DISPLAY_MAX_AGE
 from controlplane.web import context
-from controlplane.web.auth import login_required, require_role
+from controlplane.web.console.auth import login_required, require_role
+from controlplane.web.services import services
 
 log = logging.getLogger(__name__)
 bp = Blueprint("portal", __name__, url_prefix="/portal")
@@ -88,7 +89,7 @@ Limits = dict[str, tuple[int, int | None]]  # quota key -> (limit, in use)
 
 def _live_quotas(backends: Backends, project_id: str) -> tuple[Limits, float | None]:
     """Limits and usage by quota key, and their age when the worker recorded them (the console)."""
-    q, age = project_quotas(context.database(), backends, project_id, max_age=DISPLAY_MAX_AGE)
+    q, age = project_quotas(services().database, backends, project_id, max_age=DISPLAY_MAX_AGE)
     c, n, v = q.compute, q.network, q.volume
     pairs = {
         "compute.cores": c.cores, "compute.ram_mb": c.ram, "compute.instances": c.instances,
@@ -114,14 +115,10 @@ def _usage(spec: TenantSpec, resources: dict[str, str], only: str | None = None)
         if not project_id:
             error = "not provisioned yet"
         else:
-            backends, problem = context.backends()
-            if backends is None:
-                error = problem.message if problem else "backends unavailable"
-            else:
-                try:
-                    live, age = _live_quotas(backends, project_id)
-                except ControlPlaneError as exc:
-                    error = exc.message
+            try:  # ServiceUnavailable included: shown on the page, not raised
+                live, age = _live_quotas(services().backends, project_id)
+            except ControlPlaneError as exc:
+                error = exc.message
         rows = tuple(
             QuotaRow(k, QUOTA_LABELS[k], limits[k], *(live.get(k) or (None, None))) for k in QUOTA_KEYS
         )
@@ -131,7 +128,7 @@ def _usage(spec: TenantSpec, resources: dict[str, str], only: str | None = None)
 
 def _tenant(org: str) -> tuple[TenantSpec | None, dict[str, str], str]:
     """The organisation's spec, its cloud ids and its phase; no spec when it is not registered."""
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         try:
             tenant = registry.get_tenant(s, org)
         except NotFound:
@@ -145,7 +142,7 @@ def overview() -> str:
     actor = _actor()
     spec, resources, phase = _tenant(actor.org)
     usage = _usage(spec, resources) if spec is not None else []
-    history = service.list_requests(context.database(), actor, org=actor.org, limit=100)
+    history = service.list_requests(services().database, actor, org=actor.org, limit=100)
     return render_template("portal/overview.html", spec=spec, phase=phase, usage=usage, history=history,
                            org=actor.org, may_request=actor.role is Role.ORG_ADMIN)
 
@@ -233,14 +230,12 @@ def create_request() -> WerkzeugResponse | tuple[str, int]:
     values = {k: request.form.get(f"q.{k}", "")[:MAX_VALUE_FIELD] for k in QUOTA_KEYS}
     try:
         quotas, values = _quotas_from_form(kind)
-        backends, problem = context.backends()
-        if backends is None:
-            raise problem or InvalidInput("the cloud backends are not configured")
+        held = services()
         view = service.create_request(
-            context.database(), backends, actor, org=actor.org, kind=kind, environment=environment,
+            held.database, held.backends, actor, org=actor.org, kind=kind, environment=environment,
             quotas=quotas, description=description, comment=comment,
             submit=request.form.get("submit") != "draft",
-            rules=RequestRules.from_settings(context.settings()),
+            rules=RequestRules.from_settings(services().settings),
         )
     except InvalidInput as exc:
         try:  # the form again, with what was typed and why it was refused
@@ -255,7 +250,7 @@ def create_request() -> WerkzeugResponse | tuple[str, int]:
 def _visible(actor: Actor, request_id: int) -> service.RequestView:
     if request_id > 2**31 - 1:
         raise NotFound(f"there is no request {request_id}")
-    view = service.get_request(context.database(), actor, request_id)
+    view = service.get_request(services().database, actor, request_id)
     if view.org != actor.org:  # the service hides it already; never rely on one check alone
         raise NotFound(f"there is no request {request_id}")
     return view
@@ -287,11 +282,9 @@ def submit_request(request_id: int) -> WerkzeugResponse:
     actor = _actor()
     comment = _field("comment", MAX_TEXT)
     _visible(actor, request_id)
-    backends, problem = context.backends()
-    if backends is None:
-        raise problem or InvalidInput("the cloud backends are not configured")
-    view = service.submit_request(context.database(), backends, actor, request_id, comment=comment,
-                                  rules=RequestRules.from_settings(context.settings()))
+    held = services()
+    view = service.submit_request(held.database, held.backends, actor, request_id, comment=comment,
+                                  rules=RequestRules.from_settings(held.settings))
     flash(gettext("Request %(id)d is now %(state)s.", id=view.id, state=gettext(view.state)))
     return redirect(url_for("portal.request_detail", request_id=view.id))
 
@@ -302,7 +295,7 @@ def withdraw_request(request_id: int) -> WerkzeugResponse:
     actor = _actor()
     comment = _field("comment", MAX_TEXT)
     _visible(actor, request_id)
-    view = service.withdraw_request(context.database(), actor, request_id, comment=comment)
+    view = service.withdraw_request(services().database, actor, request_id, comment=comment)
     flash(gettext("Request %(id)d is now %(state)s.", id=view.id, state=gettext(view.state)))
     return redirect(url_for("portal.request_detail", request_id=view.id))
 

@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from controlplane.accounts.admin import close_organisation
 from controlplane.accounts.models import Role
 from controlplane.accounts.service import Actor
-from controlplane.errors import ControlPlaneError, InvalidInput, NotFound
+from controlplane.errors import ControlPlaneError, InvalidInput, NotFound, ServiceUnavailable
 from controlplane.requests.lifecycle import State
 from controlplane.requests.models import ResourceRequest
 from controlplane.tenancy import decommission as dec
@@ -25,8 +25,8 @@ from controlplane.tenancy.service import queue_reconcile
 from controlplane.tenancy.snapshots import project_quotas
 from controlplane.tenancy.usage import DISPLAY_MAX_AGE
 from controlplane.web import context
-from controlplane.web.api_documents import forget_signing_key
-from controlplane.web.auth import fresh_auth_required, login_required
+from controlplane.web.console.auth import fresh_auth_required, login_required
+from controlplane.web.services import services
 
 log = logging.getLogger(__name__)
 bp = Blueprint("tenants", __name__, url_prefix="/tenants")
@@ -59,7 +59,7 @@ def _next_stage(phase: str) -> str | None:
 @login_required
 def dashboard() -> str:
     actor = _actor()
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         rows = registry.list_tenants(s)
         if actor.role not in STAFF:
             rows = [t for t in rows if t.slug == actor.org]
@@ -90,7 +90,7 @@ def detail(slug: str) -> str:
     actor = _actor()
     if not _may_read(actor, slug):
         abort(404)  # another organisation's tenant does not exist, as far as this user can tell
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         try:
             tenant = registry.get_tenant(s, slug)
         except NotFound:
@@ -115,7 +115,10 @@ def _usage(resources: dict[str, str], environments: Any, *, fresh: bool = False)
     """Quota and usage per environment, read live from OpenStack (at most DISPLAY_MAX_AGE old
     unless `fresh`), or in the console role as the worker recorded them, with their age; errors
     are shown, not raised."""
-    backends, error = context.backends()
+    try:
+        backends, error = services().backends, ""
+    except ServiceUnavailable as exc:
+        backends, error = None, exc.message
     out: dict[str, Any] = {}
     for env in environments:
         project_id = resources.get(f"project:{env.name}")
@@ -123,10 +126,10 @@ def _usage(resources: dict[str, str], environments: Any, *, fresh: bool = False)
             out[env.name] = {"error": "not provisioned yet"}
             continue
         if backends is None:
-            out[env.name] = {"error": error.message if error else "backends unavailable"}
+            out[env.name] = {"error": error}
             continue
         try:
-            q, age = project_quotas(context.database(), backends, project_id,
+            q, age = project_quotas(services().database, backends, project_id,
                                     max_age=0.0 if fresh else DISPLAY_MAX_AGE)
             c, n, v = q.compute, q.network, q.volume
         except ControlPlaneError as exc:
@@ -144,7 +147,7 @@ def _usage(resources: dict[str, str], environments: Any, *, fresh: bool = False)
 def reconcile_now(slug: str) -> WerkzeugResponse:
     actor = _actor()
     _require_operator(actor)
-    queue_reconcile(context.database(), slug, initiator=actor.audit_name)
+    queue_reconcile(services().database, slug, initiator=actor.audit_name)
     flash(f"{slug}: queued for the reconciler's next pass.")
     return redirect(url_for("tenants.detail", slug=slug))
 
@@ -156,20 +159,18 @@ def rotate_key(slug: str) -> WerkzeugResponse:
     """A new version of the tenant's signing key signs from now on; the reason is audited."""
     actor = _actor()
     _require_operator(actor)
-    backends, error = context.backends()
-    if backends is None:
-        raise InvalidInput(error.message if error else "the key backend is not configured")
+    backends = services().backends
     # One character over the limit, so an overlong reason is refused rather than cut short.
     reason = request.form.get("reason", "")[: REASON_MAX + 1]
     if not backends.holds_cloud:  # the console role: only the worker manages keys (tenancy.handoff)
-        task = queue_task(context.database(), ROTATE_KEY, slug, initiator=actor.audit_name,
+        task = queue_task(services().database, ROTATE_KEY, slug, initiator=actor.audit_name,
                           detail={"reason": reason})
         flash(gettext("%(slug)s: key rotation queued (task %(task)d); the worker makes it in its next pass.",
                       slug=slug, task=task))
         return redirect(url_for("tenants.detail", slug=slug))
-    done = rotate_signing_key(context.database(), backends.keys, slug, initiator=actor.audit_name,
+    done = rotate_signing_key(services().database, backends.keys, slug, initiator=actor.audit_name,
                               reason=reason)
-    forget_signing_key(slug)
+    services().forget_signing_key(slug)
     flash(f"{slug}: signing key rotated from version {done.from_version} to {done.to_version}.")
     return redirect(url_for("tenants.detail", slug=slug))
 
@@ -183,22 +184,22 @@ def decommission(slug: str) -> WerkzeugResponse:
     typed = request.form.get("confirm", "")[:64]
     if typed != slug:
         raise InvalidInput(f"type the tenant's name ({slug}) to confirm; nothing was changed")
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         phase = registry.get_tenant(s, slug).phase
     stage = _next_stage(phase)
-    backends, error = context.backends()
-    if stage is None or backends is None:
-        raise InvalidInput(error.message if error else f"{slug} is {phase}: nothing left to decommission")
+    if stage is None:
+        raise InvalidInput(f"{slug} is {phase}: nothing left to decommission")
+    backends = services().backends
     days = request.form.get("retention_days", "365") if stage == "retained" else "0"
     if not days.isdigit() or int(days) > 36500:
         raise InvalidInput("retention days must be a whole number between 0 and 36500")
     if not backends.holds_cloud:  # the console role: the worker holds the cloud (tenancy.handoff)
-        task = queue_task(context.database(), ADVANCE_DECOMMISSION, slug, initiator=actor.audit_name,
+        task = queue_task(services().database, ADVANCE_DECOMMISSION, slug, initiator=actor.audit_name,
                           detail={"retention_days": int(days), "stage": stage})
         flash(gettext("%(slug)s: decommission stage '%(stage)s' queued (task %(task)d); the worker takes "
                       "it in its next pass.", slug=slug, stage=stage, task=task))
         return redirect(url_for("tenants.detail", slug=slug))
-    dec.advance(context.database(), backends, slug, initiator=actor.audit_name, retention_days=int(days),
-                settings=context.settings(), close_access=close_organisation)
+    dec.advance(services().database, backends, slug, initiator=actor.audit_name, retention_days=int(days),
+                settings=services().settings, close_access=close_organisation)
     flash(f"{slug}: decommission stage '{stage}' done.")
     return redirect(url_for("tenants.detail", slug=slug))

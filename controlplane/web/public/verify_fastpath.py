@@ -13,10 +13,11 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from controlplane.errors import ControlPlaneError
 from controlplane.metrics import HTTP_LATENCY, HTTP_REQUESTS, status_class
-from controlplane.web.api_documents import verdict_body
 from controlplane.web.errors import INTERNAL_ERROR
+from controlplane.web.public.verify_api import verdict_body
+from controlplane.web.public.verify_views import RateLimited, VerificationState
 from controlplane.web.security import standard_headers
-from controlplane.web.verify_views import STATE, RateLimited, VerificationState
+from controlplane.web.services import services_of
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -41,9 +42,10 @@ class VerifyApiFastPath:
     def __init__(self, app: Flask, inner: WSGIApplication, *, endpoint: str) -> None:
         self.inner = inner
         self.endpoint = endpoint
-        self._state: VerificationState = app.extensions[STATE]
-        self._database = app.extensions["controlplane.db"]
-        settings = app.extensions["controlplane.settings"]
+        held = services_of(app)
+        self._state: VerificationState = held.verifier
+        self._database = held.database
+        settings = held.settings
         self._headers = list(standard_headers(settings.cookies_secure))
         # Flask's jsonify outside debug mode, with its provider's settings: compact separators.
         provider = app.json

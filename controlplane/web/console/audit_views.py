@@ -25,8 +25,9 @@ from controlplane.audit import queries as q
 from controlplane.errors import InvalidInput
 from controlplane.metrics import AUDIT_EXPORTS_TOTAL
 from controlplane.web import context
-from controlplane.web.audit_chart import build_chart
-from controlplane.web.auth import login_required, require_role
+from controlplane.web.console.audit_chart import build_chart
+from controlplane.web.console.auth import login_required, require_role
+from controlplane.web.services import services
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 
@@ -78,7 +79,7 @@ def _window(flt: q.EventFilter) -> tuple[datetime, datetime]:
 @auditor_only
 def events() -> str:
     flt = q.EventFilter.parse(request.args)
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         page = q.search_events(s, flt, before=_before())
         timeline = q.event_timeline(s, flt, now=_now())
     return render_template("audit/events.html", page=page, flt=flt, args=flt.as_args(),
@@ -90,7 +91,7 @@ def events() -> str:
 def event(event_id: int) -> str:
     if event_id > MAX_ID:
         abort(404)
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         row = q.get_event(s, event_id)
     if row is None:
         abort(404)
@@ -103,14 +104,14 @@ def event(event_id: int) -> str:
 def tenants() -> str:
     flt = q.EventFilter.parse(request.args)
     start, end = _window(flt)
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         rows = q.tenant_activity(s, start, end)
     return render_template("audit/tenants.html", rows=rows, start=start, end=end, args=flt.as_args())
 
 
 def _history(template: str, actions: tuple[str, ...]) -> str:
     flt = q.EventFilter.parse(request.args)
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         page = q.search_events(s, flt, before=_before(), actions=actions)
     return render_template(template, page=page, flt=flt, args=flt.as_args(), actions=actions,
                            outcomes=q.OUTCOMES)
@@ -133,7 +134,7 @@ def keys() -> str:
 def documents() -> str:
     flt = q.EventFilter.parse(request.args)
     start, end = _window(flt)
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         stats = q.verification_stats(s, start, end)
     chart = build_chart(stats.timeline)
     return render_template("audit/documents.html", stats=stats, chart=chart, args=flt.as_args())
@@ -142,7 +143,7 @@ def documents() -> str:
 # ---------------------------------------------------------------------------- exports
 def _record_export(fmt: str, flt: q.EventFilter) -> None:
     actor = _actor()
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         record_event(s, action=AuditAction.AUDIT_CONSOLE_EXPORT, initiator=actor.audit_name,
                      target="audit:events", detail={"format": fmt, "filter": flt.as_args()})
     AUDIT_EXPORTS_TOTAL.labels(fmt).inc()
@@ -158,7 +159,7 @@ def _csv_rows(flt: q.EventFilter) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_FIELDS)
-    for n, row in enumerate(q.iter_events(context.database().transaction, flt, max_rows=EXPORT_MAX_ROWS)):
+    for n, row in enumerate(q.iter_events(services().database.transaction, flt, max_rows=EXPORT_MAX_ROWS)):
         leaf = "" if row.leaf_index is None else row.leaf_index
         writer.writerow([row.id, row.event_uuid, leaf, row.occurred_at.isoformat(), *(_cell(v) for v in (
             row.action, row.outcome, row.initiator, row.target, row.observer, row.org)),
@@ -173,7 +174,7 @@ def _csv_rows(flt: q.EventFilter) -> Iterator[str]:
 def _json_rows(flt: q.EventFilter) -> Iterator[str]:
     head = {"exported_at": _now().isoformat(), "filter": flt.as_args(), "limit": EXPORT_MAX_ROWS}
     yield json.dumps(head, ensure_ascii=False)[:-1] + ', "events": ['
-    for n, row in enumerate(q.iter_events(context.database().transaction, flt, max_rows=EXPORT_MAX_ROWS)):
+    for n, row in enumerate(q.iter_events(services().database.transaction, flt, max_rows=EXPORT_MAX_ROWS)):
         yield ("," if n else "") + "\n" + json.dumps(row.to_json(), ensure_ascii=False, sort_keys=True)
     yield "\n]}\n"
 

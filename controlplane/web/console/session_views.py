@@ -14,14 +14,15 @@ from controlplane.accounts import sessions as account_sessions
 from controlplane.accounts.service import Actor
 from controlplane.errors import InvalidInput
 from controlplane.web import context
-from controlplane.web.auth import (
+from controlplane.web.console.auth import (
     MAX_REPLAYED,
     current_session_hash,
     login_required,
     reauth_prompt,
     secret_box,
 )
-from controlplane.web.console import MAX_FIELD, safe_next
+from controlplane.web.console.console import MAX_FIELD, safe_next
+from controlplane.web.services import services
 
 bp = Blueprint("sessions", __name__, url_prefix="/account")
 
@@ -44,7 +45,7 @@ def _field(name: str, limit: int = MAX_FIELD) -> str:
 
 
 def _windows() -> tuple[timedelta, timedelta]:
-    s = context.settings()
+    s = services().settings
     return timedelta(minutes=s.session_idle_minutes), timedelta(hours=s.session_absolute_hours)
 
 
@@ -53,7 +54,7 @@ def _windows() -> tuple[timedelta, timedelta]:
 def sessions_view() -> str:
     actor = _actor()
     idle, absolute = _windows()
-    with context.database().transaction() as db:
+    with services().database.transaction() as db:
         rows = account_sessions.list_sessions(db, actor, current_hash=current_session_hash(),
                                               idle=idle, absolute=absolute)
     return render_template("account/sessions.html", sessions=rows)
@@ -67,7 +68,7 @@ def end_session_view(session_id: str) -> WerkzeugResponse:
         abort(404)
     if session_id == current_session_hash():
         raise InvalidInput(gettext("To end this session, sign out."))
-    with context.database().transaction() as db:
+    with services().database.transaction() as db:
         account_sessions.end_own_session(db, actor, session_id)
     flash(gettext("The session was ended."))
     return redirect(url_for("sessions.list"))
@@ -77,7 +78,7 @@ def end_session_view(session_id: str) -> WerkzeugResponse:
 @login_required
 def end_others_view() -> WerkzeugResponse:
     actor = _actor()
-    with context.database().transaction() as db:
+    with services().database.transaction() as db:
         ended = account_sessions.end_other_sessions(db, actor, current_hash=current_session_hash())
     flash(gettext("Other sessions ended: %(num)d.", num=ended))
     return redirect(url_for("sessions.list"))
@@ -102,7 +103,7 @@ def reauth_view() -> str | WerkzeugResponse:
         return reauth_prompt(request.args.get("next", "")[:MAX_FIELD], [], method="GET", status=200)
     next_path = _field("next")
     fields = _replayed()
-    with context.database().transaction() as db:
+    with services().database.transaction() as db:
         attempt = account_sessions.reauthenticate(
             db, actor, current_hash=current_session_hash(), password=_field("password"),
             code=_field("code", 64).strip(), box=secret_box(), client_ip=request.remote_addr or "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controlplane.web.openapi_common import errors, ok
+from controlplane.web.api.openapi_common import errors, ok
 
 _B64 = {"type": "string", "contentEncoding": "base64"}
 _SCOPE = " Scope audit:read (operator tokens)."

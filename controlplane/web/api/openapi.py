@@ -9,8 +9,8 @@ from flask import Blueprint, Response, jsonify
 
 from controlplane import __version__
 from controlplane.requests.rules import DEFAULT_CEILINGS, QUOTA_KEYS
-from controlplane.web import openapi_audit, openapi_documents, openapi_operator
-from controlplane.web.openapi_common import NO_CONTROL, REQUEST_ID, SLUG, errors, ok
+from controlplane.web.api import openapi_audit, openapi_documents, openapi_operator
+from controlplane.web.api.openapi_common import NO_CONTROL, REQUEST_ID, SLUG, errors, ok
 
 # Parts of the document kept in their own modules: each exposes PATHS and SCHEMAS, merged below.
 PARTS: tuple[ModuleType, ...] = (openapi_operator, openapi_documents, openapi_audit)

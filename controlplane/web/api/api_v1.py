@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from controlplane.web.api_auth import challenge_on_401, current_api_actor, has_bearer
+from controlplane.web.api.api_auth import challenge_on_401, current_api_actor, has_bearer
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 challenge_on_401(bp)

@@ -7,7 +7,15 @@ from typing import Any
 
 from controlplane.accounts.tokens import KNOWN_SCOPES, MAX_NAME, OPERATOR_SCOPES, ORG_RE
 from controlplane.tenancy.keys import REASON_MAX, REASON_MIN
-from controlplane.web.openapi_common import NO_CONTROL, REQUEST_ID, SLUG, errors, id_parameter, json_body, ok
+from controlplane.web.api.openapi_common import (
+    NO_CONTROL,
+    REQUEST_ID,
+    SLUG,
+    errors,
+    id_parameter,
+    json_body,
+    ok,
+)
 
 _REQUEST = {"$ref": "#/components/schemas/Request"}
 _TOKEN = {"$ref": "#/components/schemas/Token"}

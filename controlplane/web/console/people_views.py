@@ -1,6 +1,6 @@
 """Console pages to administer people: list, create (one-time password shown once), change role,
 disable/enable, reset password. Operators administer everyone; an org admin their organisation.
-A staff-account change an operator makes is filed for a second operator (web.staff_views)."""
+A staff-account change an operator makes is filed for a second operator (web.console.staff_views)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from controlplane.errors import ControlPlaneError, InvalidInput, NotFound
 from controlplane.tenancy import registry
 from controlplane.tenancy.phases import ACTIVE_PHASES, Phase
 from controlplane.web import context
-from controlplane.web.auth import fresh_auth_required, login_required, require_role
-from controlplane.web.console import MAX_FIELD
-from controlplane.web.staff_views import file_staff_change
+from controlplane.web.console.auth import fresh_auth_required, login_required, require_role
+from controlplane.web.console.console import MAX_FIELD
+from controlplane.web.console.staff_views import file_staff_change
+from controlplane.web.services import services
 
 bp = Blueprint("people", __name__, url_prefix="/people")
 
@@ -63,7 +64,7 @@ def _roles(actor: Actor) -> list[str]:
 def _orgs(actor: Actor) -> list[str]:
     if actor.role is Role.ORG_ADMIN:
         return [actor.org]  # never list another organisation to an org admin
-    with context.database().transaction() as db:
+    with services().database.transaction() as db:
         return registered_orgs(db)
 
 
@@ -74,7 +75,7 @@ def people() -> str:
     org, role = request.args.get("org", "").strip(), request.args.get("role", "").strip()
     if org and not ORG_FILTER.match(org):
         raise InvalidInput("org: expected an organisation's slug")
-    with context.database().transaction() as db:
+    with services().database.transaction() as db:
         rows = admin.list_people(db, actor, org=org, role=role)
     return render_template("people/list.html", rows=rows, org=org, role=role, roles=_roles(actor),
                            orgs=_orgs(actor))
@@ -103,7 +104,7 @@ def create_person() -> tuple[str, int]:
         if actor.role is Role.OPERATOR and staff_changes.is_staff_create(form["role"]):
             return file_staff_change(actor, kind="create", username=form["username"],
                                      payload={"role": form["role"], "display_name": form["display_name"]})
-        with context.database().transaction() as db:
+        with services().database.transaction() as db:
             created = admin.create_person(
                 db, actor, username=form["username"], role=form["role"],
                 org=_org_for(form["role"], form["org"]),
@@ -120,7 +121,7 @@ def create_person() -> tuple[str, int]:
 def _load(actor: Actor, username: str) -> User:
     if not USERNAME_RE.fullmatch(username):
         raise NotFound(f"no person {username!r} you administer")
-    with context.database().transaction() as db:
+    with services().database.transaction() as db:
         return admin.get_person(db, actor, username)
 
 
@@ -155,7 +156,7 @@ def set_role(username: str) -> WerkzeugResponse | tuple[str, int]:
         if actor.role is Role.OPERATOR and staff_changes.is_staff_role_change(person, role):
             return file_staff_change(actor, kind="role", username=username,
                                      payload={"role": role, "org": org})
-        with context.database().transaction() as db:
+        with services().database.transaction() as db:
             admin.change_role(db, actor, username, role=role, org=org, known_orgs=registered_orgs(db))
     except ControlPlaneError as exc:
         if exc.status >= 500:
@@ -173,7 +174,7 @@ def disable(username: str) -> WerkzeugResponse | tuple[str, int]:
     person = _load(actor, username)
     try:
         _confirmed(username)
-        with context.database().transaction() as db:
+        with services().database.transaction() as db:
             admin.disable_person(db, actor, username)
     except ControlPlaneError as exc:
         if exc.status >= 500:
@@ -189,7 +190,7 @@ def disable(username: str) -> WerkzeugResponse | tuple[str, int]:
 def enable(username: str) -> WerkzeugResponse:
     actor = _actor()
     _load(actor, username)
-    with context.database().transaction() as db:
+    with services().database.transaction() as db:
         admin.enable_person(db, actor, username)
     flash(gettext("%(name)s is enabled.", name=username))
     return redirect(url_for("people.person", username=username))
@@ -206,7 +207,7 @@ def reset_password(username: str) -> tuple[str, int]:
         if actor.role is Role.OPERATOR and staff_changes.is_staff_reset(person):
             return file_staff_change(actor, kind="reset", username=username,
                                      payload={"reset_mfa": request.form.get("reset_mfa") == "1"})
-        with context.database().transaction() as db:
+        with services().database.transaction() as db:
             done = admin.reset_password(db, actor, username, reset_mfa=request.form.get("reset_mfa") == "1")
     except ControlPlaneError as exc:
         if exc.status >= 500:

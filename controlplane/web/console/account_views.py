@@ -33,7 +33,7 @@ from controlplane.errors import InvalidInput, PermissionDenied
 from controlplane.storage import utcnow
 from controlplane.tenancy.registry import live_org_slugs
 from controlplane.web import context
-from controlplane.web.auth import (
+from controlplane.web.console.auth import (
     end_pending,
     fresh_auth_required,
     login_required,
@@ -42,7 +42,7 @@ from controlplane.web.auth import (
     require_role,
     secret_box,
 )
-from controlplane.web.console import (
+from controlplane.web.console.console import (
     MAX_FIELD,
     adopt_session,
     finish_login,
@@ -50,6 +50,7 @@ from controlplane.web.console import (
     start_console_session,
     throttled_page,
 )
+from controlplane.web.services import services
 
 bp = Blueprint("account", __name__)
 
@@ -102,7 +103,7 @@ def mfa_code_view() -> str | WerkzeugResponse | tuple[str, int]:
         return render_template("account/mfa_code.html")
     pending_id = pending_token() or ""
     try:
-        with context.database().transaction() as db:
+        with services().database.transaction() as db:
             attempt = check_mfa_step(db, user_id=pending.user_id, code=_field("code", 64),
                                      box=secret_box(), client_ip=request.remote_addr or "")
             token = None
@@ -131,7 +132,7 @@ def mfa_enrol_view() -> str | WerkzeugResponse | tuple[str, int]:
     if request.method == "POST":
         pending_id = pending_token() or ""
         try:
-            with context.database().transaction() as db:
+            with services().database.transaction() as db:
                 attempt, codes = confirm_mfa_enrolment(
                     db, user_id=pending.user_id, code=_field("code", 64), box=secret_box(),
                     client_ip=request.remote_addr or "")
@@ -152,7 +153,7 @@ def mfa_enrol_view() -> str | WerkzeugResponse | tuple[str, int]:
         status, retry_after = (429 if attempt.locked_until else 401), attempt.retry_after
     else:
         error, status, retry_after = None, 200, 0
-    with context.database().transaction() as db:
+    with services().database.transaction() as db:
         enrolment = begin_mfa_enrolment(db, user_id=pending.user_id, box=secret_box())
     return throttled_page("account/mfa_enrol.html", status, retry_after,
                           secret=enrolment.secret, qr=_qr_data_uri(enrolment.uri), error=error)
@@ -172,7 +173,7 @@ def _manager() -> Actor:
 
 def _render_tokens(actor: Actor, *, created_secret: str | None = None, error: str | None = None,
                    form: Mapping[str, object] | None = None) -> str:
-    with context.database().transaction() as db:
+    with services().database.transaction() as db:
         tokens = list_tokens(db, actor)
     return render_template("account/tokens.html", tokens=tokens, scopes=KNOWN_SCOPES,
                            created_secret=created_secret, error=error,
@@ -200,7 +201,7 @@ def create_token_view() -> str | tuple[str, int]:
         if form["expires_days"] not in EXPIRY_CHOICES:
             raise InvalidInput("choose an expiry from the list")
         days = EXPIRY_CHOICES[str(form["expires_days"])]
-        with context.database().transaction() as db:
+        with services().database.transaction() as db:
             created = create_token(
                 db, actor, name=str(form["name"]), org=str(form["org"]), scopes=scopes,
                 expires_at=utcnow() + timedelta(days=days), known_orgs=live_org_slugs(db))
@@ -221,7 +222,7 @@ def create_operator_token_view() -> str | tuple[str, int]:
         hours = form["op_hours"]
         if hours not in OPERATOR_HOURS:
             raise InvalidInput("choose how many hours the operator token lasts")
-        with context.database().transaction() as db:
+        with services().database.transaction() as db:
             created = create_operator_token(db, actor, name=str(form["name"]), scopes=scopes,
                                             expires_at=utcnow() + timedelta(hours=int(hours)))
     except (InvalidInput, PermissionDenied) as exc:
@@ -233,7 +234,7 @@ def create_operator_token_view() -> str | tuple[str, int]:
 @login_required
 def revoke_token_view(token_id: int) -> WerkzeugResponse:
     actor = _manager()
-    with context.database().transaction() as db:
+    with services().database.transaction() as db:
         token = revoke_token(db, actor, token_id)
         name = token.name
     flash(f"The token {name!r} was revoked.")

@@ -16,10 +16,9 @@ from controlplane.tenancy.handoff import ADVANCE_DECOMMISSION, ROTATE_KEY, queue
 from controlplane.tenancy.keys import check_reason, rotate_signing_key
 from controlplane.tenancy.models import Tenant
 from controlplane.tenancy.service import queue_reconcile
-from controlplane.web import context
-from controlplane.web.api_auth import challenge_on_401, current_api_actor, require_scope
-from controlplane.web.api_body import read_body, whole_number
-from controlplane.web.api_documents import forget_signing_key
+from controlplane.web.api.api_auth import challenge_on_401, current_api_actor, require_scope
+from controlplane.web.api.api_body import read_body, whole_number
+from controlplane.web.services import services
 
 bp = Blueprint("api_tenants", __name__, url_prefix="/api/v1/tenants")
 challenge_on_401(bp)
@@ -49,7 +48,7 @@ def _visible(slug: str) -> Tenant:
     """The tenant if the token may see it (an operator's: any; an organisation's: its own); any
     other slug is simply not found, with a message that names nothing."""
     actor = current_api_actor()
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         tenant = s.get(Tenant, slug) if actor.is_operator or slug == actor.org else None
         if tenant is None:
             raise NotFound("there is no such tenant visible to this token")
@@ -61,7 +60,7 @@ def _visible(slug: str) -> Tenant:
 @require_scope("tenants:read")
 def list_tenants() -> Response:
     actor = current_api_actor()
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         if actor.is_operator:
             items = [tenant_json(t) for t in registry.list_tenants(s)]
         else:
@@ -86,7 +85,7 @@ def tenant_events(slug: str) -> Response:
     raw = request.args.get("limit", "50")
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_EVENTS:
         raise InvalidInput(f"limit must be a whole number from 1 to {MAX_EVENTS}")
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         events = registry.recent_events(s, slug, limit=int(raw))
         items = [{"time": as_utc(e.occurred_at).isoformat(), "kind": e.kind, "message": e.message}
                  for e in events]
@@ -99,7 +98,7 @@ def reconcile_now(slug: str) -> tuple[Response, int]:
     """Queue the tenant for the reconciler's next pass (202: the worker does the work)."""
     _visible(slug)
     read_body(allowed=frozenset(), required=False)
-    queue_reconcile(context.database(), slug, initiator=current_api_actor().audit_name)
+    queue_reconcile(services().database, slug, initiator=current_api_actor().audit_name)
     return jsonify(slug=slug, queued=True), 202
 
 
@@ -120,16 +119,14 @@ def decommission(slug: str) -> Response | tuple[Response, int]:
         raise Conflict("confirm: type the tenant's slug exactly, as in the path; nothing was changed")
     # Used by the retention-hold stage only, as in the console.
     days = whole_number(body, "retention_days", default=365, low=0, high=MAX_RETENTION_DAYS)
-    backends, error = context.backends()
-    if backends is None:
-        raise error or InvalidInput("the cloud backends are not configured")
+    backends = services().backends
     if not backends.holds_cloud:  # the console role: the worker holds the cloud (tenancy.handoff)
-        task = queue_task(context.database(), ADVANCE_DECOMMISSION, slug,
+        task = queue_task(services().database, ADVANCE_DECOMMISSION, slug,
                           initiator=current_api_actor().audit_name, detail={"retention_days": days})
         return jsonify(slug=slug, task=task, status="queued"), 202
-    stage = dec.advance(context.database(), backends, slug, initiator=current_api_actor().audit_name,
-                        retention_days=days, settings=context.settings(), close_access=close_organisation)
-    with context.database().transaction() as s:
+    stage = dec.advance(services().database, backends, slug, initiator=current_api_actor().audit_name,
+                        retention_days=days, settings=services().settings, close_access=close_organisation)
+    with services().database.transaction() as s:
         phase = registry.get_tenant(s, slug).phase
     return jsonify(slug=slug, stage=stage.value, phase=phase)
 
@@ -141,14 +138,12 @@ def rotate_key(slug: str) -> Response | tuple[Response, int]:
     ready tenant's (409 otherwise); bad input or a refusal rotates nothing."""
     _visible(slug)
     reason = check_reason(read_body(allowed=ROTATE_FIELDS, required=True).get("reason"))
-    backends, error = context.backends()
-    if backends is None:
-        raise error or InvalidInput("the key backend is not configured")
+    backends = services().backends
     if not backends.holds_cloud:  # the console role: only the worker manages keys (tenancy.handoff)
-        task = queue_task(context.database(), ROTATE_KEY, slug, initiator=current_api_actor().audit_name,
+        task = queue_task(services().database, ROTATE_KEY, slug, initiator=current_api_actor().audit_name,
                           detail={"reason": reason})
         return jsonify(slug=slug, task=task, status="queued"), 202
-    done = rotate_signing_key(context.database(), backends.keys, slug,
+    done = rotate_signing_key(services().database, backends.keys, slug,
                               initiator=current_api_actor().audit_name, reason=reason)
-    forget_signing_key(slug)
+    services().forget_signing_key(slug)
     return jsonify(slug=slug, key=done.key, version=done.to_version)

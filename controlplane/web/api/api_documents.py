@@ -1,14 +1,15 @@
 """JSON API for documents, /api/v1/documents: an organisation issues, reads, revokes and supersedes its
 own signed documents with a scoped token, and lists everything its key signed with log proofs
-(/documents/issued); /api/v1/verify/<token> is the public verdict as JSON."""
+(/documents/issued). The blueprint also carries the public verdict /api/v1/verify/<token> under its
+historic endpoint name api_documents.verify; the view itself is web.public.verify_api's."""
 
 from __future__ import annotations
 
+import logging
 import re
-import threading
-from typing import Any, cast
+from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request, url_for
 
 from controlplane.documents.callers import token_caller
 from controlplane.documents.claims import DOC_TYPE_PATTERN
@@ -17,59 +18,32 @@ from controlplane.documents.issuance import (
     IssuedDocument,
     NewDocument,
     issue_documents,
-    mask_recipient,
 )
 from controlplane.documents.issued import DEFAULT_LIMIT, MAX_LIMIT, list_issued, parse_filter_time
+from controlplane.documents.masking import mask_recipient
 from controlplane.documents.models import Document
+from controlplane.documents.publication import publish_trust_list
 from controlplane.documents.qr import qr_png, qr_svg
 from controlplane.documents.revocation import MAX_REASON, revoke_document, supersede_document
-from controlplane.documents.signer import OrgSigner
-from controlplane.documents.tokens import MAX_TOKEN_CHARS, verification_url
-from controlplane.documents.verification import Verdict, VerificationResult
-from controlplane.errors import InvalidInput, NotAuthenticated, NotFound, PermissionDenied
+from controlplane.documents.tokens import verification_url
+from controlplane.errors import ControlPlaneError, InvalidInput, NotAuthenticated, NotFound, PermissionDenied
 from controlplane.storage import as_utc
-from controlplane.web import context
-from controlplane.web.api_audit import checkpoint_body
-from controlplane.web.api_auth import current_api_actor, require_scope
-from controlplane.web.api_body import json_object, read_json
-from controlplane.web.verify_views import TooLarge, republish_trust_list, verify_for_client
+from controlplane.web.api.api_audit import checkpoint_body
+from controlplane.web.api.api_auth import current_api_actor, require_scope
+from controlplane.web.api.api_body import json_object, read_json
+from controlplane.web.public.verify_api import verify
+from controlplane.web.public.verify_views import TooLarge
+from controlplane.web.services import services
 
+log = logging.getLogger(__name__)
 bp = Blueprint("api_documents", __name__, url_prefix="/api/v1")
 
 # A full batch of MAX_BATCH items, every text field at its limit in \\u-escaped Arabic, is ~4 MiB.
 MAX_BODY = 5 * 1024 * 1024
 SERIAL = re.compile(r"^[0-9a-f]{32}$")
 SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
-TOKEN_TEXT = re.compile(rf"[A-Za-z2-7]{{1,{MAX_TOKEN_CHARS}}}")
 ITEM_FIELDS = frozenset({"doc_type", "title", "recipient", "sha256", "expires_at"})
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_SIGNER = "controlplane.org_signer"
-_signer_lock = threading.Lock()
-
-
-def _signer() -> OrgSigner:
-    """One OrgSigner per process: it caches each org's Vault identity across requests."""
-    ext = current_app.extensions
-    if ext.get(_SIGNER) is None:
-        backends, error = context.backends()
-        if backends is None:
-            raise error or InvalidInput("the key backend is not configured")
-        with _signer_lock:
-            if ext.get(_SIGNER) is None:
-                signer = ext[_SIGNER] = OrgSigner(backends.keys, context.database())
-                # At shutdown its Vault identities go, their secret_ids destroyed.
-                ext["controlplane.closers"].append(signer.close)
-    return cast(OrgSigner, ext[_SIGNER])
-
-
-def forget_signing_key(org: str) -> None:
-    """After a rotation: this process signs the org's next document with the new version at once
-    (other processes reread the key within signer.KEY_MAX_AGE)."""
-    signer = current_app.extensions.get(_SIGNER)
-    if signer is not None:
-        cast(OrgSigner, signer).forget(org)
-
-
 def _item(value: object, where: str) -> NewDocument:
     """One document: identifiers exactly as documented (NewDocument.parse would also fold spaces in
     them), then the shared validation."""
@@ -134,14 +108,14 @@ def document_json(doc: Document) -> dict[str, Any]:
 
 
 def _url(doc: Document) -> str:
-    return verification_url(context.settings().verify_base_url, doc.token)
+    return verification_url(services().settings.verify_base_url, doc.token)
 
 
 def own_document(serial: str) -> Document:
     """The token's organisation's document; any other serial, however real, is simply not found."""
     org = current_api_actor().org
     if SERIAL.fullmatch(serial):
-        with context.database().transaction() as s:
+        with services().database.transaction() as s:
             doc = s.get(Document, serial)
             if doc is not None and doc.org == org:
                 s.expunge(doc)
@@ -163,6 +137,20 @@ def _reason(body: dict[str, Any]) -> str:
     return reason.strip()
 
 
+def republish_trust_list(initiator: str) -> None:
+    """After a revocation here: publish at once, so the next download carries it (other workers'
+    caches within 60 s). Vault being down leaves it to the worker's next pass. It lives with the
+    API, not web.public: publishing signs with the trust-root key, which the public channel never does."""
+    # The console cannot sign a trust list: the worker publishes on its next pass (revocations
+    # changed), and verifiers pick it up within TRUST_LIST_MAX_AGE after that.
+    if services().settings.role == "full":
+        try:  # ServiceUnavailable included: the backends not built is Vault being down here
+            publish_trust_list(services().database, services().backends.keys, initiator=initiator)
+        except ControlPlaneError as exc:
+            log.warning("trust list not republished after a revocation: %s", exc.message)
+    services().verifier.trust_list = None
+
+
 @bp.errorhandler(NotAuthenticated)
 def _not_authenticated(exc: NotAuthenticated) -> tuple[Response, int]:
     response = jsonify(exc.to_dict())
@@ -181,8 +169,8 @@ def create_documents() -> tuple[Response, int]:
         raise InvalidInput("qr_svg: expected true or false")
     items, is_batch = parse_items(read_json(required=True, limit=MAX_BODY, too_large=TooLarge))
     caller = token_caller(actor)  # an operator token or another org's: 403 before anything is signed
-    issued = issue_documents(context.database(), _signer(), caller, items,
-                             base_url=context.settings().verify_base_url)
+    issued = issue_documents(services().database, services().signer, caller, items,
+                             base_url=services().settings.verify_base_url)
     with_svg = flag == "true" or (not is_batch and flag is None)
     rendered = [issued_json(doc, with_svg=with_svg) for doc in issued]
     if is_batch:
@@ -209,7 +197,7 @@ def issued_documents() -> Response | tuple[Response, int]:
     if not raw_limit.isascii() or not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
         raise InvalidInput(f"limit: a whole number from 1 to {MAX_LIMIT}")
     cursor = request.args.get("cursor")
-    with context.database().transaction() as s:
+    with services().database.transaction() as s:
         page = list_issued(s, actor.org, cursor=cursor, since=since, until=until, limit=int(raw_limit))
         checkpoint = checkpoint_body(page.checkpoint) if page.checkpoint is not None else None
     return jsonify(org=actor.org, checkpoint=checkpoint, documents=page.documents, events=page.events,
@@ -242,7 +230,7 @@ def revoke(serial: str) -> Response:
     actor = current_api_actor()
     own_document(serial)
     body = _read_object(frozenset({"reason"}))
-    doc = revoke_document(context.database(), actor.org, serial, reason=_reason(body),
+    doc = revoke_document(services().database, actor.org, serial, reason=_reason(body),
                           initiator=actor.audit_name)
     republish_trust_list(actor.audit_name)
     return jsonify(document_json(doc))
@@ -257,27 +245,11 @@ def supersede(serial: str) -> Response:
     replacement = body.get("replacement_serial")
     if not isinstance(replacement, str) or not SERIAL.fullmatch(replacement):
         raise InvalidInput("replacement_serial: expected the 32 hex digits of your replacement document")
-    doc = supersede_document(context.database(), actor.org, serial, replacement_serial=replacement,
+    doc = supersede_document(services().database, actor.org, serial, replacement_serial=replacement,
                              reason=_reason(body), initiator=actor.audit_name)
     republish_trust_list(actor.audit_name)
     return jsonify(document_json(doc))
 
 
-@bp.get("/verify/<token>")
-def verify(token: str) -> Response | tuple[Response, int]:
-    """Public: the verdict of a token as JSON (no personal data beyond the masked recipient). Text
-    that cannot be a token at all is also a 400, with the same verdict in the body. Plain GETs are
-    answered in front of Flask by verify_fastpath with the same body; this view serves the rest."""
-    result = verify_for_client(token)  # counted and rate-limited whatever it is
-    status, body = verdict_body(token, result)
-    return jsonify(body), status
-
-
-def verdict_body(token: str, result: VerificationResult) -> tuple[int, dict[str, object]]:
-    """The status and JSON body of a verdict, for this view and the fast path alike."""
-    # Any other verdict means the token decoded, so it is base32 of an allowed length: only a
-    # malformed one needs the text checked (a 200-character regex per call otherwise).
-    if result.verdict is Verdict.MALFORMED and not TOKEN_TEXT.fullmatch(token):
-        return 400, {"error": "Malformed token", "message": f"a token is 1 to {MAX_TOKEN_CHARS} "
-                     "base32 characters (A-Z, 2-7)", **result.to_json()}
-    return 200, result.to_json()
+# The public verdict keeps its endpoint name api_documents.verify; the view lives in web.public.
+bp.add_url_rule("/verify/<token>", "verify", verify)

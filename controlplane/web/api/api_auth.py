@@ -9,33 +9,14 @@ import functools
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar, cast
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, jsonify
 
-from controlplane.accounts.tokens import ApiActor, authenticate_bearer
+from controlplane.accounts.tokens import ApiActor
 from controlplane.errors import NotAuthenticated, PermissionDenied
-from controlplane.web import context
+from controlplane.web.bearer import current_api_actor, has_bearer
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def has_bearer() -> bool:
-    return request.headers.get("Authorization", "").lower().startswith("bearer ")
-
-
-def current_api_actor() -> ApiActor:
-    """The token actor of this request (checked once per request), or NotAuthenticated."""
-    if "api_actor" in g:
-        return cast(ApiActor, g.api_actor)
-    with context.database().sessionmaker() as db:
-        try:
-            actor = authenticate_bearer(db, request.headers.get("Authorization"))
-        except NotAuthenticated:
-            db.commit()  # refusals of a known token are audited: keep that record though we raise
-            raise
-        db.commit()
-    g.api_actor = actor
-    return actor
 
 
 def require_scope(scope: str) -> Callable[[Callable[P, R]], Callable[P, R]]:

@@ -12,7 +12,7 @@ from controlplane.documents.issued import CURSOR_PATTERN, MAX_LIMIT, TIME_PATTER
 from controlplane.documents.revocation import MAX_REASON
 from controlplane.documents.tokens import MAX_TOKEN_CHARS
 from controlplane.documents.verification import Verdict
-from controlplane.web.openapi_common import NO_CONTROL, errors, json_body, ok
+from controlplane.web.api.openapi_common import NO_CONTROL, errors, json_body, ok
 
 
 def _refused_characters() -> str:

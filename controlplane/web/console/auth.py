@@ -31,6 +31,7 @@ from controlplane.accounts.service import LoginStage, resume_session_state
 from controlplane.accounts.sessions import PendingLogin
 from controlplane.errors import PermissionDenied
 from controlplane.web import context
+from controlplane.web.services import services, services_of
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -61,7 +62,7 @@ def pending_login() -> PendingLogin | None:
     if token is None:
         session.pop(PENDING_KEY, None)
         return None
-    with context.database().transaction() as db:
+    with services().database.transaction() as db:
         pending = account_sessions.load_pending(db, token)
     if pending is None:
         session.pop(PENDING_KEY, None)
@@ -79,12 +80,7 @@ def secret_box() -> SecretBox:
 
 
 def secret_box_for(app: Flask) -> SecretBox:
-    ext = app.extensions
-    if "controlplane.mfa_box" not in ext:
-        settings = ext["controlplane.settings"]
-        ext["controlplane.mfa_box"] = SecretBox.from_key_file(
-            settings.effective_mfa_key_file, legacy_secret_key=app.config["SECRET_KEY"])
-    return cast(SecretBox, ext["controlplane.mfa_box"])
+    return services_of(app).mfa_box
 
 
 def _load_actor() -> None:
@@ -94,8 +90,8 @@ def _load_actor() -> None:
         request.blueprint == "probes" and request.endpoint != "probes.readyz"
     ):
         return
-    s = context.settings()
-    with context.database().transaction() as db:
+    s = services().settings
+    with services().database.transaction() as db:
         state = resume_session_state(
             db, token, idle=timedelta(minutes=s.session_idle_minutes),
             absolute=timedelta(hours=s.session_absolute_hours),
@@ -155,7 +151,7 @@ def replay_fields() -> list[tuple[str, str]]:
 def reauth_prompt(next_path: str, fields: list[tuple[str, str]], *, method: str, error: str = "",
                   status: int = 401, retry_after: int = 0) -> WerkzeugResponse:
     """The re-prompt page (401: this session must authenticate again; 429 while throttled)."""
-    with context.database().transaction() as db:
+    with services().database.transaction() as db:
         actor = context.actor()
         wants_code = actor is not None and account_sessions.needs_code(db, actor)
     response = make_response(render_template(

@@ -1,0 +1,1 @@
+"""People-facing console: pages behind a cookie session (sign-in, MFA, fresh authentication)."""
