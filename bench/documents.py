@@ -62,7 +62,7 @@ from bench.httpload import (  # noqa: E402
     warm,
 )
 from controlplane.accounts.models import Role  # noqa: E402
-from controlplane.accounts.service import Actor  # noqa: E402
+from controlplane.accounts.service import Actor, create_user  # noqa: E402
 from controlplane.accounts.tokens import create_token  # noqa: E402
 from controlplane.backends.keys import signing_key_name, tenant_policy_hcl, tenant_policy_name  # noqa: E402
 from controlplane.backends.vault import VaultKeys  # noqa: E402
@@ -71,7 +71,7 @@ from controlplane.documents.issuance import MAX_BATCH, NewDocument, issue_docume
 from controlplane.documents.models import Document  # noqa: E402
 from controlplane.documents.signer import OrgSigner  # noqa: E402
 from controlplane.migrations import upgrade_database  # noqa: E402
-from controlplane.storage import Database  # noqa: E402
+from controlplane.storage import Database, utcnow  # noqa: E402
 from controlplane.tenancy.models import Tenant  # noqa: E402
 
 
@@ -127,8 +127,13 @@ def org_caller(db: Database, org: str) -> SigningCaller:
     """The organisation as a tenant and one of its tokens with documents:issue: who signs."""
     with db.transaction() as s:
         s.add(Tenant(slug=org, kind="ministry", name_en="Bench ministry", spec={}, spec_digest="0" * 64))
-        made = create_token(s, Actor(0, f"{org}-admin", Role.ORG_ADMIN, org), name="bench", org=org,
-                            scopes=["documents:issue"])
+        s.flush()
+        # the organisation's own admin mints it, as in production (operators cannot)
+        admin = create_user(s, username=f"{org}-admin", password=secrets.token_urlsafe(24),
+                            role=Role.ORG_ADMIN, org=org, initiator="bench")
+        made = create_token(s, Actor(admin.id, admin.username, Role.ORG_ADMIN, org), name="bench", org=org,
+                            scopes=["documents:issue"], expires_at=utcnow() + timedelta(days=30),
+                            known_orgs=[org])
         return SigningCaller(org=org, token_id=made.token.id, name=made.token.prefix)
 
 
