@@ -9,12 +9,14 @@ from datetime import timedelta
 
 import segno
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from controlplane.accounts import sessions as account_sessions
 from controlplane.accounts.models import Role
 from controlplane.accounts.service import (
     Actor,
+    LoginAttempt,
     LoginStage,
     begin_mfa_enrolment,
     check_mfa_step,
@@ -88,6 +90,19 @@ class _PendingGone(Exception):
     """The pending sign-in was used up by another request: roll back, and sign in again."""
 
 
+def _settle_pending(db: Session, pending_id: str, attempt: LoginAttempt) -> str | None:
+    """After a code was checked: a good one spends the pending sign-in and starts the session (its
+    token); a wrong one counts against the pending sign-in unless the address is throttled."""
+    if attempt.actor is not None:
+        # Spent once: a replay of this cookie, or a racing request with it, finds nothing.
+        if not account_sessions.consume_pending(db, pending_id):
+            raise _PendingGone
+        return start_console_session(db, attempt.actor)
+    if not attempt.locked_until:
+        account_sessions.count_pending_failure(db, pending_id)
+    return None
+
+
 def _expired() -> WerkzeugResponse:
     end_pending()
     flash("Your sign-in expired. Sign in again.")
@@ -106,14 +121,7 @@ def mfa_code_view() -> str | WerkzeugResponse | tuple[str, int]:
         with services().database.transaction() as db:
             attempt = check_mfa_step(db, user_id=pending.user_id, code=_field("code", 64),
                                      box=secret_box(), client_ip=request.remote_addr or "")
-            token = None
-            if attempt.actor is not None:
-                # Spent once: a replay of this cookie, or a racing request with it, finds nothing.
-                if not account_sessions.consume_pending(db, pending_id):
-                    raise _PendingGone
-                token = start_console_session(db, attempt.actor)
-            elif not attempt.locked_until:
-                account_sessions.count_pending_failure(db, pending_id)
+            token = _settle_pending(db, pending_id, attempt)
     except _PendingGone:
         return _expired()
     if token is None:
@@ -136,13 +144,7 @@ def mfa_enrol_view() -> str | WerkzeugResponse | tuple[str, int]:
                 attempt, codes = confirm_mfa_enrolment(
                     db, user_id=pending.user_id, code=_field("code", 64), box=secret_box(),
                     client_ip=request.remote_addr or "")
-                token = None
-                if attempt.actor is not None:
-                    if not account_sessions.consume_pending(db, pending_id):
-                        raise _PendingGone
-                    token = start_console_session(db, attempt.actor)
-                elif not attempt.locked_until:
-                    account_sessions.count_pending_failure(db, pending_id)
+                token = _settle_pending(db, pending_id, attempt)
         except _PendingGone:
             return _expired()
         if token is not None:
