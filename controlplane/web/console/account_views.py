@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 import segno
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WerkzeugResponse
 
@@ -34,20 +34,20 @@ from controlplane.accounts.tokens import (
 from controlplane.errors import InvalidInput, PermissionDenied
 from controlplane.storage import utcnow
 from controlplane.tenancy.registry import live_org_slugs
-from controlplane.web import context
 from controlplane.web.console.auth import (
     end_pending,
     fresh_auth_required,
     login_required,
     pending_login,
     pending_token,
-    require_role,
     secret_box,
+    signed_in_actor,
 )
 from controlplane.web.console.console import (
     MAX_FIELD,
     adopt_session,
     finish_login,
+    form_field,
     safe_next,
     start_console_session,
     throttled_page,
@@ -62,10 +62,7 @@ OPERATOR_HOURS = ("1", "4", "8", "12")  # an operator token lasts at most a sess
 
 
 def _field(name: str, limit: int = MAX_FIELD) -> str:
-    value = request.form.get(name, "")
-    if len(value) > limit:
-        raise InvalidInput(f"{name} is too long (at most {limit} characters)")
-    return value.strip()
+    return form_field(name, limit, strip=True)
 
 
 def _pending(stage: LoginStage) -> PendingLogin | WerkzeugResponse:
@@ -166,11 +163,7 @@ TOKEN_MANAGERS = (Role.OPERATOR, Role.ORG_ADMIN)
 
 
 def _manager() -> Actor:
-    require_role(*TOKEN_MANAGERS)
-    actor = context.actor()
-    if actor is None:  # login_required ran first; this is for the type checker
-        abort(401)
-    return actor
+    return signed_in_actor(*TOKEN_MANAGERS)
 
 
 def _render_tokens(actor: Actor, *, created_secret: str | None = None, error: str | None = None,

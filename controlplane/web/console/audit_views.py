@@ -24,9 +24,8 @@ from controlplane.audit import AuditAction, record_event
 from controlplane.audit import queries as q
 from controlplane.errors import InvalidInput
 from controlplane.metrics import AUDIT_EXPORTS_TOTAL
-from controlplane.web import context
 from controlplane.web.console.audit_chart import build_chart
-from controlplane.web.console.auth import login_required, require_role
+from controlplane.web.console.auth import login_required, require_role, signed_in_actor
 from controlplane.web.services import services
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
@@ -52,10 +51,7 @@ def auditor_only(view: Callable[P, R]) -> Callable[P, R | WerkzeugResponse]:
 
 
 def _actor() -> Actor:
-    actor = context.actor()
-    if actor is None:  # auditor_only ran first; this is for the type checker
-        abort(401)
-    return actor
+    return signed_in_actor()
 
 
 def _now() -> datetime:

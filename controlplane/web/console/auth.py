@@ -13,6 +13,7 @@ from typing import ParamSpec, TypeVar, cast
 
 from flask import (
     Flask,
+    abort,
     current_app,
     g,
     make_response,
@@ -27,7 +28,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from controlplane.accounts import sessions as account_sessions
 from controlplane.accounts.mfa import SecretBox
 from controlplane.accounts.models import Role
-from controlplane.accounts.service import LoginStage, resume_session_state
+from controlplane.accounts.service import Actor, LoginStage, resume_session_state
 from controlplane.accounts.sessions import PendingLogin
 from controlplane.errors import PermissionDenied
 from controlplane.web import context
@@ -166,6 +167,17 @@ def require_role(*roles: Role) -> None:
     actor = context.actor()
     if actor is None or actor.role not in roles:
         raise PermissionDenied("your role does not allow this page")
+
+
+def signed_in_actor(*roles: Role) -> Actor:
+    """The signed-in person, of one of `roles` when any are given (PermissionDenied otherwise).
+    Views call it under @login_required; the 401 is for the type checker and defence in depth."""
+    if roles:
+        require_role(*roles)
+    actor = context.actor()
+    if actor is None:
+        abort(401)
+    return actor
 
 
 def init_app(app: Flask) -> None:

@@ -30,11 +30,17 @@ bp = Blueprint("console", __name__)
 MAX_FIELD = 256
 
 
-def _field(name: str) -> str:
+def form_field(name: str, limit: int = MAX_FIELD, *, strip: bool) -> str:
+    """A posted form field, refused (400) when longer than `limit`; `strip` trims white space
+    (never for passwords)."""
     value = request.form.get(name, "")
-    if len(value) > MAX_FIELD:
-        raise InvalidInput(f"{name} is too long (at most {MAX_FIELD} characters)")
-    return value
+    if len(value) > limit:
+        raise InvalidInput(f"{name} is too long (at most {limit} characters)")
+    return value.strip() if strip else value
+
+
+def _field(name: str) -> str:
+    return form_field(name, strip=False)
 
 
 def start_console_session(db: Session, actor: Actor) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WerkzeugResponse
@@ -17,9 +17,8 @@ from controlplane.accounts.service import USERNAME_RE, Actor
 from controlplane.errors import ControlPlaneError, InvalidInput, NotFound
 from controlplane.tenancy import registry
 from controlplane.tenancy.phases import ACTIVE_PHASES, Phase
-from controlplane.web import context
-from controlplane.web.console.auth import fresh_auth_required, login_required, require_role
-from controlplane.web.console.console import MAX_FIELD
+from controlplane.web.console.auth import fresh_auth_required, login_required, signed_in_actor
+from controlplane.web.console.console import MAX_FIELD, form_field
 from controlplane.web.console.staff_views import file_staff_change
 from controlplane.web.services import services
 
@@ -35,11 +34,7 @@ def registered_orgs(session: Session) -> list[str]:
 
 
 def _actor() -> Actor:
-    require_role(*ADMINISTRATORS)
-    actor = context.actor()
-    if actor is None:  # login_required ran first; this is for the type checker
-        abort(401)
-    return actor
+    return signed_in_actor(*ADMINISTRATORS)
 
 
 def _org_for(role: str, org: str) -> str:
@@ -48,10 +43,7 @@ def _org_for(role: str, org: str) -> str:
 
 
 def _field(name: str, limit: int = MAX_FIELD) -> str:
-    value = request.form.get(name, "")
-    if len(value) > limit:
-        raise InvalidInput(f"{name} is too long (at most {limit} characters)")
-    return value.strip()
+    return form_field(name, limit, strip=True)
 
 
 def _roles(actor: Actor) -> list[str]:

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from werkzeug.wrappers import Response as WerkzeugResponse
 
@@ -23,8 +23,7 @@ from controlplane.tenancy import registry
 from controlplane.tenancy.snapshots import project_quotas
 from controlplane.tenancy.spec import TenantSpec
 from controlplane.tenancy.usage import DISPLAY_MAX_AGE
-from controlplane.web import context
-from controlplane.web.console.auth import login_required, require_role
+from controlplane.web.console.auth import login_required, signed_in_actor
 from controlplane.web.services import services
 
 log = logging.getLogger(__name__)
@@ -77,11 +76,7 @@ class EnvironmentUsage:
 
 
 def _actor() -> Actor:
-    require_role(*ORG_ROLES)  # staff use the operator pages; the portal is one organisation's view
-    actor = context.actor()
-    if actor is None:  # login_required ran first; this is for the type checker
-        abort(401)
-    return actor
+    return signed_in_actor(*ORG_ROLES)  # staff use the operator pages; the portal is one organisation's view
 
 
 Limits = dict[str, tuple[int, int | None]]  # quota key -> (limit, in use)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from werkzeug.wrappers import Response as WerkzeugResponse
 
@@ -17,8 +17,7 @@ from controlplane.requests import service
 from controlplane.requests.lifecycle import State
 from controlplane.requests.rules import MAX_TEXT, RequestRules
 from controlplane.requests.service import RequestView
-from controlplane.web import context
-from controlplane.web.console.auth import login_required, require_role
+from controlplane.web.console.auth import login_required, signed_in_actor
 from controlplane.web.console.portal_views import QUOTA_LABELS
 from controlplane.web.services import services
 
@@ -33,11 +32,7 @@ MAX_ID = 2**31 - 1
 
 
 def _actor(*roles: Role) -> Actor:
-    require_role(*roles)
-    actor = context.actor()
-    if actor is None:  # login_required ran first; this is for the type checker
-        abort(401)
-    return actor
+    return signed_in_actor(*roles)
 
 
 @bp.get("/")

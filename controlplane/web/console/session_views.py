@@ -13,15 +13,15 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from controlplane.accounts import sessions as account_sessions
 from controlplane.accounts.service import Actor
 from controlplane.errors import InvalidInput
-from controlplane.web import context
 from controlplane.web.console.auth import (
     MAX_REPLAYED,
     current_session_hash,
     login_required,
     reauth_prompt,
     secret_box,
+    signed_in_actor,
 )
-from controlplane.web.console.console import MAX_FIELD, safe_next
+from controlplane.web.console.console import MAX_FIELD, form_field, safe_next
 from controlplane.web.services import services
 
 bp = Blueprint("sessions", __name__, url_prefix="/account")
@@ -31,17 +31,11 @@ _REPLAY_PREFIX = "r:"
 
 
 def _actor() -> Actor:
-    actor = context.actor()
-    if actor is None:  # login_required ran first; this is for the type checker
-        abort(401)
-    return actor
+    return signed_in_actor()
 
 
 def _field(name: str, limit: int = MAX_FIELD) -> str:
-    value = request.form.get(name, "")
-    if len(value) > limit:
-        raise InvalidInput(f"{name} is too long (at most {limit} characters)")
-    return value
+    return form_field(name, limit, strip=False)
 
 
 def _windows() -> tuple[timedelta, timedelta]:

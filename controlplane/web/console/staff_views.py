@@ -15,9 +15,8 @@ from controlplane.accounts.models import Role
 from controlplane.accounts.service import Actor
 from controlplane.errors import ControlPlaneError, InvalidInput
 from controlplane.tenancy.registry import live_org_slugs
-from controlplane.web import context
-from controlplane.web.console.auth import fresh_auth_required, login_required, require_role
-from controlplane.web.console.console import MAX_FIELD
+from controlplane.web.console.auth import fresh_auth_required, login_required, signed_in_actor
+from controlplane.web.console.console import MAX_FIELD, form_field
 from controlplane.web.services import services
 
 bp = Blueprint("staff", __name__)
@@ -26,18 +25,11 @@ MAX_ID = 2**31 - 1
 
 
 def _operator() -> Actor:
-    require_role(Role.OPERATOR)
-    actor = context.actor()
-    if actor is None:  # login_required ran first; this is for the type checker
-        abort(401)
-    return actor
+    return signed_in_actor(Role.OPERATOR)
 
 
 def _field(name: str, limit: int = MAX_FIELD) -> str:
-    value = request.form.get(name, "")
-    if len(value) > limit:
-        raise InvalidInput(f"{name} is too long (at most {limit} characters)")
-    return value.strip()
+    return form_field(name, limit, strip=True)
 
 
 def file_staff_change(actor: Actor, *, kind: str, username: str, payload: dict[str, Any]) -> tuple[str, int]:

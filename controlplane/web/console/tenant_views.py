@@ -24,8 +24,7 @@ from controlplane.tenancy.models import PlaybookEvent, PlaybookRun, Tenant
 from controlplane.tenancy.service import queue_reconcile
 from controlplane.tenancy.snapshots import project_quotas
 from controlplane.tenancy.usage import DISPLAY_MAX_AGE
-from controlplane.web import context
-from controlplane.web.console.auth import fresh_auth_required, login_required
+from controlplane.web.console.auth import fresh_auth_required, login_required, signed_in_actor
 from controlplane.web.services import services
 
 log = logging.getLogger(__name__)
@@ -35,10 +34,7 @@ STAFF = (Role.OPERATOR, Role.AUDITOR)
 
 
 def _actor() -> Actor:
-    actor = context.actor()
-    if actor is None:  # login_required ran first; this is for the type checker
-        abort(401)
-    return actor
+    return signed_in_actor()
 
 
 def _may_read(actor: Actor, slug: str) -> bool:
